@@ -1,0 +1,121 @@
+"""The one exception tree of Tidings.
+
+Every error a caller can act on derives from :class:`TidingsError`; the API
+maps ``status`` and ``code`` to the contract's envelope
+``{"error": {"code", "message"}}``.
+
+    TidingsError
+    ├── InvalidInput (422)            bad field, rule, template or CSV
+    │   └── TemplateSyntaxError (422) names the line
+    ├── NotFound (404)
+    ├── Conflict (409)
+    │   ├── IllegalTransition (409)   the state machine refuses the move
+    │   └── MailingLocked (409)       editing after start or within 5 minutes of send_at
+    ├── Unauthorized (401)
+    ├── Forbidden (403)
+    └── TransportError                raised by transports, never reaches the API
+        ├── TemporaryFailure          4xx, refused connection, timeout: retry later
+        ├── PermanentFailure          5xx for one recipient: the message fails
+        └── UncertainDelivery         the link broke after the message was handed over
+"""
+
+from __future__ import annotations
+
+
+class TidingsError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        if code is not None:
+            self.code = code
+        super().__init__(self.message)
+
+
+class InvalidInput(TidingsError):
+    """The input is not valid."""
+
+    status = 422
+    code = "invalid_input"
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, field: str | None = None
+    ) -> None:
+        self.field = field
+        super().__init__(message, code=code)
+
+
+class TemplateSyntaxError(InvalidInput):
+    """The template has a syntax error."""
+
+    code = "template_syntax_error"
+
+    def __init__(self, message: str, *, line: int | None, field: str | None = None) -> None:
+        self.line = line
+        super().__init__(message, field=field)
+
+
+class NotFound(TidingsError):
+    """The object does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(TidingsError):
+    """The request conflicts with the object's current state."""
+
+    status = 409
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    """The mailing cannot do that in its current status."""
+
+    code = "illegal_transition"
+
+
+class MailingLocked(Conflict):
+    """The mailing cannot be edited now."""
+
+    code = "mailing_locked"
+
+
+class Unauthorized(TidingsError):
+    """A valid token or session is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(TidingsError):
+    """Your role does not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class TransportError(TidingsError):
+    """Sending failed."""
+
+    code = "transport_error"
+
+    def __init__(
+        self, message: str, *, smtp_code: int | None = None, recipient: str | None = None
+    ) -> None:
+        self.smtp_code = smtp_code
+        self.recipient = recipient
+        super().__init__(message)
+
+
+class TemporaryFailure(TransportError):
+    """The server is unreachable or answered 4xx; try again later."""
+
+
+class PermanentFailure(TransportError):
+    """The server refused the message for good (5xx)."""
+
+
+class UncertainDelivery(TransportError):
+    """The connection broke after the message was handed over; it may have been delivered."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, repositories (the only home of SQL) and Alembic."""

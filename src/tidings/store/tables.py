@@ -1,0 +1,253 @@
+"""SQLAlchemy Core tables. Until the first release there is one migration,
+``0001_initial``, kept in step with this file (``tests/integration/test_migrations.py``
+checks that they agree)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every database."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _timestamps() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
+    ]
+
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("external_id", sa.String(255), unique=True),
+    sa.Column("email", sa.String(320), unique=True),
+    sa.Column("phone", sa.String(32)),
+    sa.Column("first_name", sa.String(255)),
+    sa.Column("last_name", sa.String(255)),
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("email_status", sa.String(16), nullable=False, server_default="subscribed"),
+    sa.Column("sms_status", sa.String(16), nullable=False, server_default="subscribed"),
+    sa.Column("soft_bounces", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("orders_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("orders_total", sa.Numeric(14, 2), nullable=False, server_default="0"),
+    sa.Column("last_order_at", UtcDateTime),
+    *_timestamps(),
+)
+
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("rules", Json, nullable=False),
+    *_timestamps(),
+)
+
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("subject", sa.Text),
+    sa.Column("html", sa.Text),
+    sa.Column("text", sa.Text),
+    *_timestamps(),
+)
+
+mailings = sa.Table(
+    "mailings",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("segment_id", sa.ForeignKey("segments.id")),
+    sa.Column("template_id", sa.ForeignKey("templates.id")),
+    sa.Column("from_email", sa.String(320)),
+    sa.Column("from_name", sa.String(255)),
+    sa.Column("reply_to", sa.String(320)),
+    sa.Column("conversion", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("send_at", UtcDateTime),
+    sa.Column("interrupt_code", sa.String(32)),
+    sa.Column("interrupt_message", sa.Text),
+    # Chains: every step carries the id of the chain's first step.
+    sa.Column("chain_id", sa.BigInteger),
+    sa.Column("step", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("delay_hours", sa.Float),
+    sa.Column("condition", sa.String(16)),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    # Running counters kept by feedback so statistics stay fast.
+    sa.Column("delivered_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("opened_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("clicked_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("unsubscribed_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("complained_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("hard_bounced_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("soft_bounced_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("orders_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("revenue", sa.Numeric(16, 2), nullable=False, server_default="0"),
+    *_timestamps(),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("mailing_id", sa.ForeignKey("mailings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("address", sa.String(320)),
+    # queued -> sending -> sent | failed ; sending -> unknown (worker died) ; skipped
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("skip_reason", sa.String(16)),
+    sa.Column("error", sa.Text),
+    sa.Column("smtp_code", sa.Integer),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("delivered_at", UtcDateTime),
+    sa.Column("opened_at", UtcDateTime),
+    sa.Column("clicked_at", UtcDateTime),
+    sa.Column("bounce", sa.String(4)),
+    sa.Column("complained_at", UtcDateTime),
+    sa.Column("unsubscribed_at", UtcDateTime),
+    sa.UniqueConstraint("mailing_id", "customer_id"),
+    sa.Index("ix_messages_mailing_status", "mailing_id", "status"),
+    sa.Index("ix_messages_customer", "customer_id"),
+)
+
+packages = sa.Table(
+    "packages",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("mailing_id", sa.ForeignKey("mailings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("first_message_id", sa.BigInteger, nullable=False),
+    sa.Column("last_message_id", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    # pending -> active -> done ; active -> pending (interrupted, or lease expired)
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", UtcDateTime),
+    sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    sa.UniqueConstraint("mailing_id", "seq"),
+    sa.Index("ix_packages_status_mailing", "status", "mailing_id"),
+)
+
+quotas = sa.Table(
+    "quotas",
+    metadata,
+    sa.Column("channel", sa.String(8), primary_key=True),
+    sa.Column("balance", sa.BigInteger),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("external_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("total", sa.Numeric(14, 2), nullable=False),
+    sa.Column("utm", Json),
+    sa.Column("mailing_id", sa.BigInteger, index=True),
+    sa.Column("message_id", sa.BigInteger),
+    sa.Column("ordered_at", UtcDateTime, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+domains = sa.Table(
+    "domains",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("domain", sa.String(253), nullable=False, unique=True),
+    sa.Column("selector", sa.String(63), nullable=False),
+    sa.Column("dkim_private_key", sa.Text, nullable=False),
+    sa.Column("dkim_public_key", sa.Text, nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("checks", Json),
+    sa.Column("verified_at", UtcDateTime),
+    *_timestamps(),
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("address", sa.String(320), nullable=False, unique=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+feedback_events = sa.Table(
+    "feedback_events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("message_id", sa.BigInteger, index=True),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
