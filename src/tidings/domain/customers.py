@@ -1,0 +1,373 @@
+"""Customers as they come in: validation of one customer and parsing of a CSV file.
+
+:func:`validate_customer` turns one JSON object into a :class:`CustomerInput`
+or raises :class:`~tidings.errors.InvalidInput` whose ``field`` names the bad
+field and whose message says what is wrong. :func:`parse_customers_csv` reads
+a whole file, keeps the good lines and reports the bad ones by line number.
+
+Normal forms (what the store can rely on):
+
+- ``email`` is valid and lowercased; ``phone`` is ``+`` and 7-15 digits;
+- strings are stripped, and an empty string means "not given" (``None``);
+- at least one of ``email`` and ``external_id`` (the upsert key) is present;
+- ``attributes`` maps string keys to JSON scalars or lists of scalars;
+- a status of ``None`` means "leave as it is" (``subscribed`` for a new customer).
+
+Besides the standard library this module uses only ``email_validator`` and
+``charset_normalizer``, both pure functions of their input.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import charset_normalizer
+from email_validator import EmailNotValidError, validate_email
+
+from tidings.errors import InvalidInput
+
+
+class CustomerStatus(enum.StrEnum):
+    """Whether a customer may be reached on a channel."""
+
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerInput:
+    """One valid customer as given by a caller, in normal form (see the module docstring)."""
+
+    external_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    email_status: CustomerStatus | None = None
+    sms_status: CustomerStatus | None = None
+
+
+#: The fields a customer object may carry, in the contract's order.
+CUSTOMER_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "attributes",
+    "email_status",
+    "sms_status",
+)
+_MAX_LENGTH = {"external_id": 255, "first_name": 255, "last_name": 255}
+_MAX_ATTRIBUTE_KEY = 255
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+_STATUSES = ", ".join(s.value for s in CustomerStatus)
+
+
+def validate_customer(data: Mapping[str, Any]) -> CustomerInput:
+    """The customer described by the JSON object ``data``, in normal form.
+
+    Raises :class:`InvalidInput` (with ``field`` set) for an unknown key, a
+    value of the wrong type, an invalid email or phone, an unknown status, bad
+    attributes, or when neither ``email`` nor ``external_id`` is given.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidInput("A customer must be a JSON object.")
+    unknown = sorted(str(key) for key in data if key not in CUSTOMER_FIELDS)
+    if unknown:
+        names = ", ".join(f'"{key}"' for key in unknown)
+        noun = "field" if len(unknown) == 1 else "fields"
+        raise InvalidInput(
+            f"Unknown customer {noun} {names}; the fields are {', '.join(CUSTOMER_FIELDS)}, "
+            'and other data belongs in "attributes".',
+            field=unknown[0],
+        )
+    external_id = _external_id(data.get("external_id"))
+    email = _email(data.get("email"))
+    if email is None and external_id is None:
+        raise InvalidInput(
+            'A customer needs an "email" or an "external_id" to be identified.', field="email"
+        )
+    return CustomerInput(
+        external_id=external_id,
+        email=email,
+        phone=_phone(data.get("phone")),
+        first_name=_text("first_name", data.get("first_name")),
+        last_name=_text("last_name", data.get("last_name")),
+        attributes=_attributes(data.get("attributes")),
+        email_status=_status("email_status", data.get("email_status")),
+        sms_status=_status("sms_status", data.get("sms_status")),
+    )
+
+
+def _text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f'"{name}" must be a string.', field=name)
+    value = value.strip()
+    limit = _MAX_LENGTH.get(name)
+    if limit is not None and len(value) > limit:
+        raise InvalidInput(f'"{name}" is longer than {limit} characters.', field=name)
+    return value or None
+
+
+def _external_id(value: object) -> str | None:
+    # Shops often number their customers; an integer id is the same id as its digits.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return _text("external_id", value)
+
+
+def _email(value: object) -> str | None:
+    text = _text("email", value)
+    if text is None:
+        return None
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        message = f'"email" {text!r} is not a valid address: {exc}'
+        raise InvalidInput(message, field="email") from exc
+    return checked.normalized.lower()
+
+
+def _phone(value: object) -> str | None:
+    """``+`` and 7-15 digits; spaces, dashes, dots and parentheses are dropped,
+    and the international prefix ``00`` becomes ``+``."""
+    text = _text("phone", value)
+    if text is None:
+        return None
+    digits = _PHONE_SEPARATORS.sub("", text)
+    if digits.startswith("+"):
+        digits = digits[1:]
+    elif digits.startswith("00"):
+        digits = digits[2:]
+    if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
+        raise InvalidInput(
+            f'"phone" {text!r} is not a phone number: use the international form, '
+            "+ and 7 to 15 digits, e.g. +44 20 7946 0958.",
+            field="phone",
+        )
+    return "+" + digits
+
+
+def _status(name: str, value: object) -> CustomerStatus | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if not text:
+            return None
+        try:
+            return CustomerStatus(text)
+        except ValueError:
+            pass
+    raise InvalidInput(f'"{name}" must be one of {_STATUSES}; got {value!r}.', field=name)
+
+
+def _attributes(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput('"attributes" must be an object.', field="attributes")
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidInput('"attributes" keys must be non-empty strings.', field="attributes")
+        if len(key) > _MAX_ATTRIBUTE_KEY:
+            raise InvalidInput(
+                f'"attributes" key {key[:40]!r}... is longer than {_MAX_ATTRIBUTE_KEY} characters.',
+                field="attributes",
+            )
+        ok = _is_scalar(item) or (isinstance(item, list) and all(map(_is_scalar, item)))
+        if not ok:
+            raise InvalidInput(
+                f'"attributes.{key}" must be a string, number, boolean, null or a list of those.',
+                field=f"attributes.{key}",
+            )
+        result[key] = list(item) if isinstance(item, list) else item
+    return result
+
+
+def _is_scalar(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
+# --- CSV ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvResult:
+    """A parsed file: the good lines and the bad ones, by 1-based line number
+    (the header is line 1; a quoted field spanning lines is counted by the line
+    its record starts on)."""
+
+    rows: list[tuple[int, CustomerInput]]
+    errors: list[tuple[int, str]]
+    encoding: str
+    delimiter: str
+
+
+#: Columns that map to customer fields; every other column is an attribute.
+CSV_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "attributes")
+DELIMITERS = ",;\t|"
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_SNIFF_LINES = 20
+
+
+def parse_customers_csv(
+    data: bytes, *, encoding: str | None = None, delimiter: str | None = None
+) -> CsvResult:
+    """Parse a CSV file of customers.
+
+    ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else the
+    guess of ``charset_normalizer`` (cp1251, latin-1, ...). ``delimiter``
+    defaults to detection among ``, ; TAB |``. Header names are matched to
+    :data:`CSV_COLUMNS` ignoring case, surrounding blanks, and spaces or dashes
+    standing for ``_``; other columns become attributes under their header as
+    written, with empty cells left out. Blank lines are skipped.
+
+    Raises :class:`InvalidInput` when the file cannot be decoded, has no
+    header, has neither an ``email`` nor an ``external_id`` column, or repeats
+    a column. A bad line does not raise: it becomes an entry of ``errors``
+    whose message names the field.
+    """
+    text, encoding = _decode(data, encoding)
+    if "\x00" in text:
+        raise InvalidInput(
+            "The file is not a CSV text file (it contains NUL bytes); save it as CSV.",
+            field="file",
+        )
+    if not text.strip():
+        raise InvalidInput("The file is empty; it needs a header line and customers.", field="file")
+    if delimiter is None:
+        delimiter = _sniff_delimiter(text)
+    elif len(delimiter) != 1:
+        raise InvalidInput("The delimiter must be a single character.", field="delimiter")
+
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[tuple[int, CustomerInput]] = []
+    errors: list[tuple[int, str]] = []
+    columns: list[str | None] | None = None
+    attribute_names: set[str] = set()
+    last_line = 0
+    try:
+        for record in reader:
+            line, last_line = last_line + 1, reader.line_num
+            cells = [cell.strip() for cell in record]
+            if not any(cells):
+                continue
+            if columns is None:
+                columns = _header(cells)
+                attribute_names = {c for c in columns if c and c not in CSV_COLUMNS}
+                continue
+            if len(cells) > len(columns) and any(cells[len(columns) :]):
+                errors.append(
+                    (line, f"The line has {len(cells)} fields but the header has {len(columns)}.")
+                )
+                continue
+            fields: dict[str, Any] = {}
+            attributes: dict[str, str] = {}
+            for name, cell in zip(columns, cells, strict=False):
+                if name is None or not cell:
+                    continue
+                if name in attribute_names:
+                    attributes[name] = cell
+                else:
+                    fields[name] = cell
+            fields["attributes"] = attributes
+            try:
+                rows.append((line, validate_customer(fields)))
+            except InvalidInput as exc:
+                errors.append((line, exc.message))
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"The file is not valid CSV near line {reader.line_num}: {exc}.", field="file"
+        ) from exc
+    if columns is None:  # pragma: no cover - a non-blank text always yields a record
+        raise InvalidInput("The file has no header line.", field="file")
+    return CsvResult(rows=rows, errors=errors, encoding=encoding, delimiter=delimiter)
+
+
+def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
+    if encoding is None:
+        for bom, name in _BOMS:
+            if data.startswith(bom):
+                encoding = name
+                break
+    if encoding is not None:
+        try:
+            text = data.decode(encoding)
+        except LookupError as exc:
+            raise InvalidInput(f"Unknown encoding {encoding!r}.", field="encoding") from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"The file is not valid {encoding} (byte {exc.start}); "
+                "state the right encoding or save it as UTF-8.",
+                field="encoding",
+            ) from exc
+        return text.removeprefix("\ufeff"), encoding
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = charset_normalizer.from_bytes(data).best()
+    if best is None:
+        raise InvalidInput(
+            "The file's encoding could not be recognised; save it as CSV in UTF-8.",
+            field="encoding",
+        )
+    return str(best), best.encoding
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter the first lines agree on; the header line decides when
+    the sniffer cannot, or when its choice does not even occur in the header."""
+    lines = text.lstrip("\r\n").splitlines()
+    header = lines[0] if lines else ""
+    try:
+        found = csv.Sniffer().sniff("\n".join(lines[:_SNIFF_LINES]), delimiters=DELIMITERS)
+        if found.delimiter in header:
+            return found.delimiter
+    except csv.Error:
+        pass
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _header(cells: list[str]) -> list[str | None]:
+    """Column names: a contract column by its canonical name, any other as written,
+    ``None`` for a nameless column (often a trailing delimiter), whose cells are ignored."""
+    columns: list[str | None] = []
+    for cell in cells:
+        canonical = re.sub(r"[\s\-]+", "_", cell.lower())
+        name = canonical if canonical in CSV_COLUMNS else (cell or None)
+        if name is not None and name in columns:
+            raise InvalidInput(f'The header repeats the column "{cell}".', field="file")
+        columns.append(name)
+    if "email" not in columns and "external_id" not in columns:
+        raise InvalidInput(
+            'The header line needs an "email" or an "external_id" column; '
+            f"found {', '.join(repr(c) for c in cells)}.",
+            field="file",
+        )
+    return columns

@@ -1,0 +1,394 @@
+"""Segment rules: the rule tree, its validation, and its meaning.
+
+A rule is JSON as in the contract::
+
+    {}                                   everyone
+    {"all": [R, ...]}                    every sub-rule holds
+    {"any": [R, ...]}                    at least one sub-rule holds
+    {"not": R}                           R does not hold
+    {"field": F, "op": O, "value": V}    a leaf
+
+:func:`parse_rules` turns it into frozen dataclasses or raises
+:class:`~tidings.errors.InvalidInput` whose message starts with the path of
+the bad rule, e.g. ``rules.all[2].any[0]: unknown operator "like"``.
+:func:`evaluate` is the reference meaning of a rule for one customer; the SQL
+compiler (``tidings.store.segments``) must agree with it on every database.
+
+The meaning of a leaf:
+
+- A field that is missing (NULL) satisfies no comparison except ``ne``
+  ("a customer without a first name is not Ann") and ``exists: false``.
+- Strings compare by code point and ``eq``/``in`` are exact, except that
+  ``email`` values are lowercased as stored; ``contains`` is a
+  case-insensitive substring test (SQLite folds only ASCII letters).
+- Datetime values are ISO 8601 strings with an offset; a bare date means
+  midnight UTC.
+- ``attributes.KEY`` is typed by the rule's value: a string compares string
+  attributes as text; a number compares number attributes, and strings that
+  spell a decimal number (``"42"``, ``"-1.5"``, as a CSV import stores them),
+  numerically; ``true``/``false`` (``eq``/``ne`` only) compare booleans. An
+  attribute of another type counts as missing for that comparison. ``exists``
+  means the key is present and not null.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import typing as _t
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TypeAlias
+
+from tidings.errors import InvalidInput
+
+
+class FieldType(enum.StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    DATETIME = "datetime"
+
+
+#: The customer fields a rule may test. Adding a field is one line here and one
+#: in ``tidings.store.segments.COLUMNS``. ``attributes.KEY`` is allowed besides.
+FIELDS: dict[str, FieldType] = {
+    "email": FieldType.STRING,
+    "first_name": FieldType.STRING,
+    "last_name": FieldType.STRING,
+    "phone": FieldType.STRING,
+    "external_id": FieldType.STRING,
+    "email_status": FieldType.STRING,
+    "sms_status": FieldType.STRING,
+    "created_at": FieldType.DATETIME,
+    "last_order_at": FieldType.DATETIME,
+    "orders_count": FieldType.NUMBER,
+    "orders_total": FieldType.NUMBER,
+}
+ATTRIBUTE_PREFIX = "attributes."
+ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_]+")
+#: Strings that an attribute comparison with a number reads as numbers.
+NUMERIC_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+#: Limits that keep one segment's SQL within every database's parameter limits.
+MAX_DEPTH = 20
+MAX_RULES = 500
+MAX_VALUES = 10_000
+
+
+class Op(enum.StrEnum):
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LTE = "lte"
+    GT = "gt"
+    GTE = "gte"
+    IN = "in"
+    CONTAINS = "contains"
+    EXISTS = "exists"
+
+
+ORDERING = frozenset({Op.LT, Op.LTE, Op.GT, Op.GTE})
+_OPS: dict[FieldType | None, frozenset[Op]] = {
+    FieldType.STRING: frozenset(Op),
+    FieldType.NUMBER: frozenset(Op) - {Op.CONTAINS},
+    FieldType.DATETIME: frozenset(Op) - {Op.CONTAINS},
+    None: frozenset(Op),  # attributes: checked against the value's type
+}
+_LOWERCASED = frozenset({"email"})
+
+Value: TypeAlias = str | int | float | bool | datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Everyone:
+    """Every customer."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class All:
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Any:
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Not:
+    rule: Rule
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leaf:
+    """``field op value``; ``value`` is a tuple for ``in``, a bool for ``exists``,
+    an aware datetime for datetime fields."""
+
+    field: str
+    op: Op
+    value: Value | tuple[Value, ...]
+
+
+Rule: TypeAlias = Everyone | All | Any | Not | Leaf
+
+
+def attribute_key(field: str) -> str | None:
+    """``KEY`` for a field ``attributes.KEY``, else ``None``."""
+    if field.startswith(ATTRIBUTE_PREFIX):
+        return field[len(ATTRIBUTE_PREFIX) :]
+    return None
+
+
+def parse_rules(obj: object, *, path: str = "rules") -> Rule:
+    """The rule tree of the JSON value ``obj``, validated against :data:`FIELDS`.
+
+    Raises :class:`InvalidInput` with ``field`` set to the path of the bad rule
+    and a message that starts with that path.
+    """
+    budget = _Budget()
+    return _parse(obj, path, 0, budget)
+
+
+@dataclass
+class _Budget:
+    rules: int = 0
+    values: int = 0
+
+
+def _fail(path: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{path}: {message}", field=path)
+
+
+def _parse(obj: object, path: str, depth: int, budget: _Budget) -> Rule:
+    if not isinstance(obj, Mapping):
+        raise _fail(path, "a rule must be an object")
+    if depth > MAX_DEPTH:
+        raise _fail(path, f"rules are nested more than {MAX_DEPTH} levels deep")
+    budget.rules += 1
+    if budget.rules > MAX_RULES:
+        raise _fail(path, f"a segment may have at most {MAX_RULES} rules")
+    keys = set(obj)
+    if not keys:
+        return Everyone()
+    for group in ("all", "any", "not"):
+        if group in keys:
+            if keys != {group}:
+                extra = ", ".join(f'"{k}"' for k in sorted(map(str, keys - {group})))
+                raise _fail(path, f'a rule with "{group}" cannot also have {extra}')
+            if group == "not":
+                return Not(rule=_parse(obj["not"], f"{path}.not", depth + 1, budget))
+            items = obj[group]
+            if not isinstance(items, list) or not items:
+                raise _fail(f"{path}.{group}", "needs a non-empty list of rules")
+            rules = tuple(
+                _parse(item, f"{path}.{group}[{i}]", depth + 1, budget)
+                for i, item in enumerate(items)
+            )
+            return All(rules=rules) if group == "all" else Any(rules=rules)
+    unknown = keys - {"field", "op", "value"}
+    if unknown:
+        names = ", ".join(f'"{k}"' for k in sorted(map(str, unknown)))
+        raise _fail(
+            path,
+            f'unknown key {names}; a rule is {{}}, "all", "any", "not" '
+            'or "field", "op" and "value"',
+        )
+    for key in ("field", "op", "value"):
+        if key not in keys:
+            raise _fail(path, f'a rule with "field", "op" and "value" is missing "{key}"')
+    return _parse_leaf(obj["field"], obj["op"], obj["value"], path, budget)
+
+
+def _parse_leaf(field: object, op: object, value: object, path: str, budget: _Budget) -> Leaf:
+    if not isinstance(field, str):
+        raise _fail(path, '"field" must be a string')
+    key = attribute_key(field)
+    ftype: FieldType | None
+    if key is not None:
+        if not ATTRIBUTE_KEY.fullmatch(key):
+            raise _fail(
+                path,
+                f'attribute field "{field}" must be attributes.KEY where KEY has only '
+                "letters, digits and _",
+            )
+        ftype = None
+    elif field in FIELDS:
+        ftype = FIELDS[field]
+    else:
+        raise _fail(
+            path, f'unknown field "{field}"; fields are {", ".join(FIELDS)} and attributes.KEY'
+        )
+    try:
+        operator = Op(op) if isinstance(op, str) else None
+    except ValueError:
+        operator = None
+    if operator is None:
+        raise _fail(path, f"unknown operator {_show(op)}; operators are {', '.join(Op)}")
+    if operator not in _OPS[ftype]:
+        raise _fail(path, f'operator "{operator}" does not apply to {ftype} field "{field}"')
+
+    if operator is Op.EXISTS:
+        if not isinstance(value, bool):
+            raise _fail(path, f'"exists" needs true or false, got {_show(value)}')
+        return Leaf(field=field, op=operator, value=value)
+    if operator is Op.IN:
+        if not isinstance(value, list) or not value:
+            raise _fail(path, f'"in" needs a non-empty list of values, got {_show(value)}')
+        budget.values += len(value)
+        if budget.values > MAX_VALUES:
+            raise _fail(path, f"a segment may compare at most {MAX_VALUES} values")
+        items = tuple(_value(field, ftype, operator, v, path) for v in value)
+        if ftype is None and len({_kind(v) for v in items}) > 1:
+            raise _fail(path, '"in" needs values of one type: all strings or all numbers')
+        return Leaf(field=field, op=operator, value=items)
+    budget.values += 1
+    return Leaf(field=field, op=operator, value=_value(field, ftype, operator, value, path))
+
+
+def _value(field: str, ftype: FieldType | None, op: Op, value: object, path: str) -> Value:
+    """``value`` checked against the field's type (``None``: an attribute)."""
+    if ftype is FieldType.STRING or op is Op.CONTAINS:
+        if not isinstance(value, str):
+            raise _fail(path, f'"{field}" {op} needs a string, got {_show(value)}')
+        return value.lower() if field in _LOWERCASED else value
+    if ftype is FieldType.NUMBER:
+        if not _is_number(value):
+            raise _fail(path, f'"{field}" {op} needs a number, got {_show(value)}')
+        return value  # type: ignore[return-value]
+    if ftype is FieldType.DATETIME:
+        return _datetime(field, value, path)
+    # an attribute: the value's own type decides how it compares
+    if isinstance(value, bool):
+        if op not in (Op.EQ, Op.NE):
+            raise _fail(path, f'"{field}" {op} needs a string or a number, got {_show(value)}')
+        return value
+    if isinstance(value, str) or _is_number(value):
+        return value  # type: ignore[return-value]
+    raise _fail(path, f'"{field}" {op} needs a string, a number or a boolean, got {_show(value)}')
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int)
+
+
+def _datetime(field: str, value: object, path: str) -> datetime:
+    hint = "an ISO 8601 date-time with an offset, e.g. 2024-05-01T09:00:00+02:00, or a date"
+    if not isinstance(value, str):
+        raise _fail(path, f'"{field}" needs {hint}, got {_show(value)}')
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        except ValueError:
+            raise _fail(path, f'"{field}" has an invalid date {_show(value)}') from None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(path, f'"{field}" needs {hint}, got {_show(value)}') from None
+    if parsed.tzinfo is None:
+        raise _fail(path, f'"{field}" needs a timezone offset (like +02:00 or Z) in {value!r}')
+    return parsed
+
+
+def _kind(value: Value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "string" if isinstance(value, str) else "number"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return f'"{value}"' if len(value) <= 60 else f'"{value[:60]}..."'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
+
+
+# --- meaning ------------------------------------------------------------------------
+
+
+def evaluate(rule: Rule, customer: Mapping[str, object]) -> bool:
+    """Whether ``customer`` (a mapping shaped like a row of ``customers``:
+    field name to value, ``attributes`` a dict, datetimes aware) satisfies ``rule``.
+
+    This is the reference meaning; the SQL compiler is tested against it.
+    """
+    if isinstance(rule, Everyone):
+        return True
+    if isinstance(rule, All):
+        return all(evaluate(r, customer) for r in rule.rules)
+    if isinstance(rule, Any):
+        return any(evaluate(r, customer) for r in rule.rules)
+    if isinstance(rule, Not):
+        return not evaluate(rule.rule, customer)
+    return _evaluate_leaf(rule, customer)
+
+
+def _evaluate_leaf(leaf: Leaf, customer: Mapping[str, object]) -> bool:
+    key = attribute_key(leaf.field)
+    if key is None:
+        actual = customer.get(leaf.field)
+    else:
+        attributes = customer.get("attributes") or {}
+        assert isinstance(attributes, Mapping)
+        actual = attributes.get(key)
+        if leaf.op is not Op.EXISTS:
+            actual = _attribute_as(actual, leaf.value)
+    if leaf.op is Op.EXISTS:
+        return (actual is not None) is leaf.value
+    if actual is None:
+        return leaf.op is Op.NE
+    if isinstance(actual, Decimal | int) and not isinstance(actual, bool):
+        actual = float(actual)
+    if leaf.op is Op.CONTAINS:
+        assert isinstance(actual, str) and isinstance(leaf.value, str)
+        return leaf.value.lower() in actual.lower()
+    if leaf.op is Op.IN:
+        assert isinstance(leaf.value, tuple)
+        return any(_compare(actual, Op.EQ, v) for v in leaf.value)
+    return _compare(actual, leaf.op, leaf.value)
+
+
+def _compare(actual: object, op: Op, value: object) -> bool:
+    """``actual op value`` for two values of one type (numbers as floats)."""
+    right: _t.Any = float(value) if _is_number(value) else value  # type: ignore[arg-type]
+    left: _t.Any = actual
+    if op is Op.EQ:
+        return bool(left == right)
+    if op is Op.NE:
+        return bool(left != right)
+    if op is Op.LT:
+        return bool(left < right)
+    if op is Op.LTE:
+        return bool(left <= right)
+    if op is Op.GT:
+        return bool(left > right)
+    return bool(left >= right)
+
+
+def _attribute_as(actual: object, value: object) -> object:
+    """The attribute seen as the type of the rule's value, or ``None`` (missing)."""
+    sample = value[0] if isinstance(value, tuple) else value
+    if isinstance(sample, bool):
+        return actual if isinstance(actual, bool) else None
+    if isinstance(sample, str):
+        return actual if isinstance(actual, str) else None
+    if isinstance(actual, bool):
+        return None
+    if isinstance(actual, int | float):
+        return float(actual)
+    if isinstance(actual, str) and NUMERIC_TEXT.fullmatch(actual):
+        return float(actual)
+    return None

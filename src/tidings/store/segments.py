@@ -1,0 +1,266 @@
+"""Segment rules as SQL over ``customers``, on SQLite and PostgreSQL alike.
+
+:func:`compile_rules` turns a parsed rule (:mod:`tidings.domain.segments`)
+into a boolean SQLAlchemy expression with every value a bound parameter. It
+means exactly what :func:`tidings.domain.segments.evaluate` means; the
+integration tests check that on both databases.
+
+How NULL is kept out of the logic: every leaf is two-valued. A comparison is
+``x IS NOT NULL AND x op v`` and ``ne`` is ``x IS NULL OR x <> v``, so ``NOT``
+never meets an unknown and a customer without a first name is ``ne "Ann"``.
+
+How attributes are typed: by the rule's value (see the domain module). Four
+small SQL constructs, compiled per dialect, read ``attributes -> KEY`` as
+
+- text: the value if it is a JSON string, else NULL;
+- number: a JSON number, or a JSON string spelling a decimal number, as a
+  double; else NULL (so a stray ``"abc"`` never breaks a cast);
+- flag: ``'true'``/``'false'`` if it is a JSON boolean, else NULL;
+- raw: anything but a missing key or JSON null (for ``exists``).
+
+String ordering (``lt`` ... ``gte``) is by code point on both databases
+(``COLLATE "C"`` on PostgreSQL; SQLite's default is binary).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any as _Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from tidings.domain.customers import CustomerStatus
+from tidings.domain.segments import (
+    FIELDS,
+    ORDERING,
+    All,
+    Any,
+    Everyone,
+    FieldType,
+    Leaf,
+    Not,
+    Op,
+    Rule,
+    Value,
+    attribute_key,
+)
+from tidings.store.tables import UtcDateTime, customers
+
+#: Rule field -> column. Adding a field is one line here and one in ``domain.segments.FIELDS``.
+COLUMNS: dict[str, sa.Column[_Any]] = {
+    "email": customers.c.email,
+    "first_name": customers.c.first_name,
+    "last_name": customers.c.last_name,
+    "phone": customers.c.phone,
+    "external_id": customers.c.external_id,
+    "email_status": customers.c.email_status,
+    "sms_status": customers.c.sms_status,
+    "created_at": customers.c.created_at,
+    "last_order_at": customers.c.last_order_at,
+    "orders_count": customers.c.orders_count,
+    "orders_total": customers.c.orders_total,
+}
+
+# The same pattern as domain.segments.NUMERIC_TEXT, anchored; \Z (not $) so that
+# Python's re, which SQLite calls, does not accept a trailing newline.
+_NUMERIC_SQL = r"^-?[0-9]+(\.[0-9]+)?\Z"
+
+
+def compile_rules(rule: Rule) -> ColumnElement[bool]:
+    """A WHERE clause over ``customers`` selecting the customers that satisfy ``rule``."""
+    if isinstance(rule, Everyone):
+        return sa.true()
+    if isinstance(rule, All):
+        return sa.and_(*(compile_rules(r) for r in rule.rules))
+    if isinstance(rule, Any):
+        return sa.or_(*(compile_rules(r) for r in rule.rules))
+    if isinstance(rule, Not):
+        return sa.not_(compile_rules(rule.rule))
+    return _leaf(rule)
+
+
+def count_matching(conn: sa.Connection, rule: Rule) -> int:
+    """How many customers satisfy ``rule``."""
+    stmt = sa.select(sa.func.count()).select_from(customers).where(compile_rules(rule))
+    return int(conn.execute(stmt).scalar_one())
+
+
+def count_reachable(conn: sa.Connection, rule: Rule) -> dict[str, int]:
+    """``{"count": matching, "email": ..., "sms": ...}``: of the customers that
+    satisfy ``rule``, all of them, those with an email address and
+    ``email_status`` subscribed, and those with a phone and ``sms_status`` subscribed."""
+    subscribed = CustomerStatus.SUBSCRIBED.value
+    email = sa.and_(customers.c.email.is_not(None), customers.c.email_status == subscribed)
+    sms = sa.and_(customers.c.phone.is_not(None), customers.c.sms_status == subscribed)
+    stmt = sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(sa.case((email, 1), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((sms, 1), else_=0)), 0),
+    ).where(compile_rules(rule))
+    count, by_email, by_sms = conn.execute(stmt).one()
+    return {"count": int(count), "email": int(by_email), "sms": int(by_sms)}
+
+
+def _leaf(leaf: Leaf) -> ColumnElement[bool]:
+    key = attribute_key(leaf.field)
+    sample = leaf.value[0] if isinstance(leaf.value, tuple) else leaf.value
+    target: ColumnElement[_Any]
+    if leaf.op is Op.EXISTS:
+        target = _AttributeRaw(key) if key is not None else COLUMNS[leaf.field]
+        return target.is_not(None) if leaf.value else target.is_(None)
+    if key is None:
+        target = COLUMNS[leaf.field]
+        is_text = FIELDS[leaf.field] is FieldType.STRING
+    elif isinstance(sample, bool):
+        target, is_text = _AttributeFlag(key), True
+    elif isinstance(sample, str):
+        target, is_text = _AttributeText(key), True
+    else:
+        target, is_text = _AttributeNumber(key), False
+
+    op = leaf.op
+    if op is Op.IN:
+        assert isinstance(leaf.value, tuple)
+        return sa.and_(target.is_not(None), target.in_([_bind(v) for v in leaf.value]))
+    assert not isinstance(leaf.value, tuple)
+    if op is Op.CONTAINS:
+        return sa.and_(target.is_not(None), target.icontains(leaf.value, autoescape=True))
+    value = _bind(leaf.value)
+    if op is Op.EQ:
+        return sa.and_(target.is_not(None), target == value)
+    if op is Op.NE:
+        return sa.or_(target.is_(None), target != value)
+    assert op in ORDERING
+    ordered = _codepoint_order(target) if is_text else target
+    compare = {
+        Op.LT: ordered < value,
+        Op.LTE: ordered <= value,
+        Op.GT: ordered > value,
+        Op.GTE: ordered >= value,
+    }[op]
+    return sa.and_(target.is_not(None), compare)
+
+
+def _bind(value: Value) -> ColumnElement[_Any]:
+    """``value`` as a bound parameter with a type of its own, never the column's:
+    a number bound as ``NUMERIC(14, 2)`` would be rounded, a string as
+    ``VARCHAR(255)`` truncated. Booleans compare with an attribute flag's text."""
+    if isinstance(value, bool):
+        return sa.literal("true" if value else "false", sa.String())
+    if isinstance(value, str):
+        return sa.literal(value, sa.String())
+    if isinstance(value, int):
+        return sa.literal(value, sa.BigInteger())
+    if isinstance(value, float):
+        return sa.literal(value, sa.Float())
+    assert isinstance(value, datetime)
+    return sa.literal(value, UtcDateTime())
+
+
+# --- dialect-specific pieces ------------------------------------------------------------
+
+
+class _Attribute(FunctionElement[_Any]):
+    """``customers.attributes`` at one key, read one way (see the module docstring).
+    The key is a bound parameter, so compiled statements are safely cached."""
+
+    inherit_cache = True
+
+    def __init__(self, key: str) -> None:
+        super().__init__(customers.c.attributes, sa.literal(key, sa.String()))
+
+
+class _AttributeText(_Attribute):
+    type = sa.String()
+    inherit_cache = True
+
+
+class _AttributeNumber(_Attribute):
+    type = sa.Float()
+    inherit_cache = True
+
+
+class _AttributeFlag(_Attribute):
+    type = sa.String()
+    inherit_cache = True
+
+
+class _AttributeRaw(_Attribute):
+    type = sa.String()
+    inherit_cache = True
+
+
+class _CodepointOrder(FunctionElement[str]):
+    """A string expression that orders by code point."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+def _codepoint_order(expr: ColumnElement[_Any]) -> ColumnElement[_Any]:
+    return _CodepointOrder(expr)
+
+
+@compiles(_Attribute)
+def _unsupported(element: _Attribute, compiler: SQLCompiler, **kw: _Any) -> str:
+    raise sa.exc.CompileError(
+        f"Segment rules on attributes need SQLite or PostgreSQL, not {compiler.dialect.name}."
+    )
+
+
+@compiles(_Attribute, "postgresql")
+def _attribute_postgresql(element: _Attribute, compiler: SQLCompiler, **kw: _Any) -> str:
+    attributes, key = element.clauses.clauses
+    node = attributes.op("->", return_type=postgresql.JSONB)(key)
+    text = attributes.op("->>", return_type=sa.Text)(key)
+    kind = sa.func.jsonb_typeof(node)
+    expr: ColumnElement[_Any]
+    if isinstance(element, _AttributeText):
+        expr = sa.case((kind == "string", text))
+    elif isinstance(element, _AttributeNumber):
+        spelled = sa.and_(kind == "string", text.regexp_match(_NUMERIC_SQL))
+        numeric = sa.or_(kind == "number", spelled)
+        expr = sa.case((numeric, sa.cast(text, sa.Float)))
+    elif isinstance(element, _AttributeFlag):
+        expr = sa.case((kind == "boolean", text))
+    else:
+        expr = text  # ->> gives NULL for a missing key and for JSON null
+    return compiler.process(expr, **kw)
+
+
+@compiles(_Attribute, "sqlite")
+def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: _Any) -> str:
+    attributes, key = element.clauses.clauses
+    path = sa.literal('$."', sa.String()) + key + sa.literal('"', sa.String())
+    kind = sa.func.json_type(attributes, path)
+    raw = sa.func.json_extract(attributes, path)
+    expr: ColumnElement[_Any]
+    if isinstance(element, _AttributeText):
+        expr = sa.case((kind == "text", raw))
+    elif isinstance(element, _AttributeNumber):
+        expr = sa.case(
+            (sa.or_(kind == "integer", kind == "real"), raw),
+            (sa.and_(kind == "text", raw.regexp_match(_NUMERIC_SQL)), sa.cast(raw, sa.Float)),
+        )
+    elif isinstance(element, _AttributeFlag):
+        expr = sa.case((sa.or_(kind == "true", kind == "false"), kind))
+    else:
+        expr = raw  # json_extract gives NULL for a missing key and for JSON null
+    return compiler.process(expr, **kw)
+
+
+@compiles(_CodepointOrder)
+def _codepoint_default(element: _CodepointOrder, compiler: SQLCompiler, **kw: _Any) -> str:
+    (expr,) = element.clauses.clauses
+    return compiler.process(expr, **kw)
+
+
+@compiles(_CodepointOrder, "postgresql")
+def _codepoint_postgresql(element: _CodepointOrder, compiler: SQLCompiler, **kw: _Any) -> str:
+    (expr,) = element.clauses.clauses
+    return compiler.process(sa.collate(expr, "C"), **kw)
