@@ -71,3 +71,90 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+# -- the application, wired to a real database and a real SMTP server -------------
+
+from tests.smtpserver import SmtpServer  # noqa: E402
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_ctx(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``make_ctx(**settings)`` -> a service Context on this test's database."""
+    from tidings.config import Settings
+    from tidings.services.context import Context
+
+    made: list[Context] = []
+
+    def make(**overrides: object) -> Context:
+        values: dict[str, object] = {
+            "database_url": db_url,
+            "smtp_url": f"file://{tmp_path / 'outbox'}",
+            "secret_key": "test-secret-key",
+            "public_url": "http://tidings.test",
+            "require_verified_domain": False,
+            "poll_interval": 0.05,
+            "smtp_retry_for": 0,
+            "admin_token": "admin-token",
+        }
+        values.update(overrides)
+        ctx = Context(settings=Settings(_env_file=None, **values), engine=make_engine(db_url))  # type: ignore[call-arg]
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.close()
+
+
+class Api:
+    """A small HTTP client for the API with a bearer token."""
+
+    def __init__(self, client, token: str = "admin-token") -> None:  # type: ignore[no-untyped-def]
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def as_token(self, token: str) -> Api:
+        return Api(self.client, token)
+
+    def request(self, method: str, path: str, expect: int | None = None, **kw):  # type: ignore[no-untyped-def]
+        response = self.client.request(method, "/api/v1" + path, headers=self.headers, **kw)
+        if expect is not None:
+            assert response.status_code == expect, (response.status_code, response.text)
+        return response
+
+    def post(self, path: str, json: object = None, expect: int | None = None, **kw):  # type: ignore[no-untyped-def]
+        return self.request("POST", path, expect, json=json, **kw)
+
+    def get(self, path: str, expect: int | None = 200, **kw):  # type: ignore[no-untyped-def]
+        return self.request("GET", path, expect, **kw)
+
+    def ok(self, method: str, path: str, json: object = None, status: int = 200) -> dict:  # type: ignore[type-arg]
+        return self.request(method, path, status, json=json).json()
+
+
+@pytest.fixture
+def api_for():  # type: ignore[no-untyped-def]
+    """``api_for(ctx)`` -> an :class:`Api` on a fresh app for that context."""
+    from fastapi.testclient import TestClient
+
+    from tidings.api.app import create_app
+
+    clients = []
+
+    def make(ctx, token: str = "admin-token") -> Api:  # type: ignore[no-untyped-def]
+        client = TestClient(create_app(ctx))
+        client.__enter__()
+        clients.append(client)
+        return Api(client, token)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

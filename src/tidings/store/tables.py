@@ -141,7 +141,14 @@ mailings = sa.Table(
     sa.Column("condition", sa.String(16)),
     sa.Column("started_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
-    # Running counters kept by feedback so statistics stay fast.
+    # The reputation guard's window: messages handed to the server, refused, bounced
+    # and complained about since sending started or an admin last resumed after a
+    # reputation stop. Updated with the message rows they count: no scan needed.
+    sa.Column("guard_sent", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("guard_failed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("guard_bounced", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("guard_complained", sa.BigInteger, nullable=False, server_default="0"),
+    # Running counters kept by feedback so statistics stay fast at millions of messages.
     sa.Column("delivered_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("opened_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("clicked_count", sa.BigInteger, nullable=False, server_default="0"),

@@ -1,0 +1,180 @@
+"""Signed tokens that identify a message in tracking links and bounce addresses.
+
+A token carries a message id (and, for clicks, the destination URL) plus a
+truncated HMAC-SHA256 (:data:`MAC_BYTES` bytes) keyed with the installation's
+secret. The MAC covers the purpose, so a token made for one purpose never
+verifies for another. Verification recomputes the MAC in constant time and
+also re-encodes the token, so changing *any* character (even the unused low
+bits of the last base64 character) makes it fail with
+``InvalidInput(code="bad_token")``.
+
+Purposes (:data:`PURPOSES`):
+
+``open``, ``unsub``
+    url-safe base64 (``[A-Za-z0-9_-]``), about 27 characters.
+``click``
+    :func:`sign_click`: one url-safe base64 path segment holding the message
+    id, the URL and the MAC.
+``bounce``
+    lower-case base32 (``[a-z2-7]``), about 35 characters, valid in the local
+    part of ``bounces+TOKEN@domain`` (VERP) and safe when an MTA lowercases
+    or uppercases the local part: verification ignores case.
+
+Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+from tidings.errors import InvalidInput
+
+#: Bytes of HMAC-SHA256 kept in a token: 128 bits.
+MAC_BYTES = 16
+PURPOSES = frozenset({"open", "click", "unsub", "bounce"})
+_DOMAIN = b"tidings/"
+_MAX_ID_BYTES = 8
+_BASES: dict[tuple[bytes, str], hmac.HMAC] = {}
+
+
+def _mac(secret: bytes, purpose: str, payload: bytes) -> bytes:
+    base = _BASES.get((secret, purpose))
+    if base is None:
+        if len(_BASES) > 64:
+            _BASES.clear()
+        base = _BASES[(secret, purpose)] = hmac.new(
+            secret, _DOMAIN + purpose.encode() + b"\x00", hashlib.sha256
+        )
+    mac = base.copy()  # the keyed state is computed once per secret and purpose
+    mac.update(payload)
+    return mac.digest()[:MAC_BYTES]
+
+
+def _id_bytes(message_id: int) -> bytes:
+    if message_id < 0 or message_id >= 1 << (8 * _MAX_ID_BYTES):
+        raise ValueError(f"message id out of range: {message_id}")
+    return message_id.to_bytes(max(1, (message_id.bit_length() + 7) // 8), "big")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(token: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise _bad() from exc
+    if _b64(raw) != token:  # non-canonical spelling, foreign characters
+        raise _bad()
+    return raw
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).rstrip(b"=").decode("ascii").lower()
+
+
+def _unb32(token: str) -> bytes:
+    token = token.lower()
+    try:
+        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+    except (binascii.Error, ValueError) as exc:
+        raise _bad() from exc
+    if _b32(raw) != token:
+        raise _bad()
+    return raw
+
+
+def _bad() -> InvalidInput:
+    return InvalidInput("The link or token is invalid or has been altered.", code="bad_token")
+
+
+def _check_purpose(purpose: str) -> None:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}; expected one of {sorted(PURPOSES)}")
+
+
+def sign_message_token(secret: bytes, message_id: int, purpose: str) -> str:
+    """Return a short token naming ``message_id`` for ``purpose``.
+
+    ``bounce`` tokens are lower-case base32 (VERP-safe); the others url-safe
+    base64. Deterministic: the same inputs give the same token. Raises
+    ``ValueError`` for an unknown purpose or a message id outside 0..2**64-1.
+    """
+    _check_purpose(purpose)
+    payload = _id_bytes(message_id)
+    raw = payload + _mac(secret, purpose, payload)
+    return _b32(raw) if purpose == "bounce" else _b64(raw)
+
+
+def verify_message_token(secret: bytes, token: str, purpose: str) -> int:
+    """Return the message id in ``token`` made by :func:`sign_message_token`.
+
+    Raises ``InvalidInput(code="bad_token")`` when the token was altered, was
+    made with another secret or for another purpose.
+    """
+    _check_purpose(purpose)
+    if not token.isascii():
+        raise _bad()
+    raw = _unb32(token) if purpose == "bounce" else _unb64(token)
+    payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    if not 1 <= len(payload) <= _MAX_ID_BYTES or (len(payload) > 1 and payload[0] == 0):
+        raise _bad()
+    if not hmac.compare_digest(mac, _mac(secret, purpose, payload)):
+        raise _bad()
+    return int.from_bytes(payload, "big")
+
+
+def sign_click(secret: bytes, message_id: int, url: str) -> str:
+    """Return one url-safe path segment carrying ``message_id`` and ``url``.
+
+    Layout before base64: MAC, one byte of id length, the id, the UTF-8 URL.
+    The caller decides what ``url`` is (usually the original link with the
+    mailing's UTM tags merged); :func:`verify_click` gives it back verbatim.
+    """
+    ident = _id_bytes(message_id)
+    payload = bytes((len(ident),)) + ident + url.encode("utf-8")
+    return _b64(_mac(secret, "click", payload) + payload)
+
+
+def verify_click(secret: bytes, token: str) -> tuple[int, str]:
+    """Return ``(message_id, url)`` from a :func:`sign_click` segment.
+
+    Raises ``InvalidInput(code="bad_token")`` on any alteration.
+    """
+    if not token.isascii():
+        raise _bad()
+    raw = _unb64(token)
+    mac, payload = raw[:MAC_BYTES], raw[MAC_BYTES:]
+    if len(payload) < 2 or not 1 <= payload[0] <= _MAX_ID_BYTES:
+        raise _bad()
+    if not hmac.compare_digest(mac, _mac(secret, "click", payload)):
+        raise _bad()
+    size = payload[0]
+    ident = payload[1 : 1 + size]
+    try:
+        url = payload[1 + size :].decode("utf-8")
+    except UnicodeDecodeError as exc:  # only reachable with a forged MAC
+        raise _bad() from exc
+    return int.from_bytes(ident, "big"), url
+
+
+def bounce_address(secret: bytes, message_id: int, *, domain: str, prefix: str = "bounces") -> str:
+    """Return the VERP envelope sender ``PREFIX+TOKEN@DOMAIN`` for a message."""
+    return f"{prefix}+{sign_message_token(secret, message_id, 'bounce')}@{domain}"
+
+
+def message_id_from_bounce_address(secret: bytes, address: str) -> int:
+    """Return the message id in a :func:`bounce_address` (any letter case).
+
+    Raises ``InvalidInput(code="bad_token")`` when the address carries no
+    valid token.
+    """
+    local = address.rpartition("@")[0] if "@" in address else address
+    _, plus, token = local.partition("+")
+    if not plus:
+        raise _bad()
+    return verify_message_token(secret, token, "bounce")

@@ -1,0 +1,130 @@
+"""Templates: create, edit, preview; quota."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tidings.domain.templates import compile_email, compile_sms
+from tidings.engine.render import customer_context
+from tidings.errors import InvalidInput, NotFound
+from tidings.services.auth import Actor
+from tidings.services.context import Context
+from tidings.store import auth as auth_store
+from tidings.store.tables import customers, templates
+
+FIELDS = ("name", "channel", "subject", "html", "text")
+
+
+def template_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "channel": row.channel, "subject": row.subject,
+            "html": row.html, "text": row.text, "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat()}
+
+
+def _validate(values: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    for key in FIELDS:
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise InvalidInput(f"{key} must be a string.", field=key)
+    if not (values.get("name") or "").strip():
+        raise InvalidInput("A template needs a name.", field="name")
+    channel = values.get("channel") or "email"
+    if channel == "email":
+        if not (values.get("subject") or "").strip():
+            raise InvalidInput("An email template needs a subject.", field="subject")
+        if not (values.get("html") or "").strip() and not (values.get("text") or "").strip():
+            raise InvalidInput("An email template needs html or text.", field="html")
+        compile_email(subject=values["subject"], html=values.get("html") or "", text=values.get("text"))
+    elif channel == "sms":
+        if not (values.get("text") or "").strip():
+            raise InvalidInput("An SMS template needs text.", field="text")
+        compile_sms(text=values["text"])
+        values = {**values, "subject": None, "html": None}
+    else:
+        raise InvalidInput("channel must be email or sms.", field="channel")
+    return {**values, "channel": channel, "name": values["name"].strip()}
+
+
+def create_template(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    values = _validate(dict(data))
+    now = ctx.now()
+    with ctx.tx() as conn:
+        tid = conn.execute(
+            templates.insert().values(**{k: values.get(k) for k in FIELDS}, created_at=now, updated_at=now)
+        ).inserted_primary_key[0]
+        return template_json(_template(conn, tid))
+
+
+def update_template(ctx: Context, template_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    with ctx.tx() as conn:
+        current = template_json(_template(conn, template_id))
+        merged = {k: current[k] for k in FIELDS} | dict(data)
+        if merged["channel"] != current["channel"]:
+            raise InvalidInput("The channel of a template cannot change.", field="channel")
+        values = _validate(merged)
+        conn.execute(templates.update().where(templates.c.id == template_id)
+                     .values(**{k: values.get(k) for k in FIELDS}, updated_at=ctx.now()))
+        return template_json(_template(conn, template_id))
+
+
+def _template(conn: sa.Connection, template_id: int) -> Any:
+    row = conn.execute(sa.select(templates).where(templates.c.id == template_id)).first()
+    if row is None:
+        raise NotFound(f"There is no template {template_id}.", code="template_not_found")
+    return row
+
+
+def get_template(ctx: Context, template_id: int) -> dict[str, Any]:
+    with ctx.tx() as conn:
+        return template_json(_template(conn, template_id))
+
+
+def list_templates(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.tx() as conn:
+        return [template_json(r) for r in conn.execute(sa.select(templates).order_by(templates.c.id))]
+
+
+class _Row:
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self.__dict__.update(mapping)
+
+
+def preview(ctx: Context, template_id: int, customer_id: int | None) -> dict[str, Any]:
+    """The message as this customer would get it (tracking links not applied)."""
+    with ctx.tx() as conn:
+        tpl = _template(conn, template_id)
+        crow = None
+        if customer_id is not None:
+            crow = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+            if crow is None:
+                raise InvalidInput(f"There is no customer {customer_id}.", field="customer_id")
+    row = _Row({"customer_id": customer_id, **(dict(crow._mapping) if crow else
+                {"external_id": None, "email": "customer@example.com", "phone": None,
+                 "first_name": "Alex", "last_name": "Example", "attributes": {}})})
+    context = {"customer": customer_context(row),
+               "unsubscribe_url": f"{ctx.settings.public_url.rstrip('/')}/u/preview",
+               "mailing": {"id": None, "name": "Preview"}}
+    if tpl.channel == "sms":
+        return {"channel": "sms", "text": compile_sms(text=tpl.text).render(context)}
+    rendered = compile_email(subject=tpl.subject or "", html=tpl.html or "", text=tpl.text).render(context)
+    return {"channel": "email", "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
+
+
+def get_quota(ctx: Context) -> dict[str, Any]:
+    with ctx.tx() as conn:
+        return {ch: {"balance": auth_store.quota_balance(conn, ch)} for ch in ("email", "sms")}
+
+
+def topup(ctx: Context, *, channel: str, amount: Any, actor: Actor) -> dict[str, Any]:
+    actor.require_admin()
+    if channel not in ("email", "sms"):
+        raise InvalidInput("channel must be email or sms.", field="channel")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidInput("amount must be a positive whole number.", field="amount")
+    with ctx.tx() as conn:
+        auth_store.topup(conn, channel, amount)
+    return get_quota(ctx)

@@ -1,0 +1,53 @@
+"""The service layer's context: settings, the database engine, the clock, the secret."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+import sqlalchemy as sa
+
+from tidings.config import Settings
+from tidings.store import auth as auth_store
+from tidings.store.db import make_engine, migrate
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: sa.Engine
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def create(cls, settings: Settings, *, migrate_schema: bool = True) -> Context:
+        if migrate_schema:
+            migrate(settings.database_url)
+        return cls(settings=settings, engine=make_engine(settings.database_url))
+
+    @contextmanager
+    def tx(self) -> Iterator[sa.Connection]:
+        """One transaction: committed when the block ends, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @cached_property
+    def secret(self) -> bytes:
+        """``TIDINGS_SECRET_KEY``, or a key generated once and kept in the database."""
+        if self.settings.secret_key:
+            return self.settings.secret_key.encode()
+        with self.tx() as conn:
+            return auth_store.put_meta_once(conn, "secret_key", secrets.token_hex(32)).encode()
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,340 @@
+"""Mailing use cases: create, edit, send, schedule, cancel, resume, copy, delete, steps."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+
+from tidings.domain import mailings as rules
+from tidings.domain.mailings import Action, MailingStatus
+from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.services.auth import Actor
+from tidings.services.context import Context
+from tidings.store import mailings as store
+from tidings.store.tables import domains, segments, templates
+
+EDITABLE = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
+            "conversion", "delay_hours", "condition")
+CHANNELS = ("email", "sms")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _load(conn: sa.Connection, mailing_id: int, *, for_update: bool = False) -> dict[str, Any]:
+    row = store.get(conn, mailing_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"There is no mailing {mailing_id}.", code="mailing_not_found")
+    return row
+
+
+def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True) -> dict[str, Any]:
+    status = MailingStatus(row["status"])
+    progress = store.progress(conn, row["id"])
+    reason = None
+    if row["interrupt_code"]:
+        reason = {"code": row["interrupt_code"], "message": row["interrupt_message"]}
+    data = {
+        "id": row["id"],
+        "name": row["name"],
+        "channel": row["channel"],
+        "segment_id": row["segment_id"],
+        "template_id": row["template_id"],
+        "from_email": row["from_email"],
+        "from_name": row["from_name"],
+        "reply_to": row["reply_to"],
+        "conversion": row["conversion"],
+        "status": status.value,
+        "status_label": rules.label(status, percent=progress.percent, send_at=row["send_at"],
+                                    interrupt_message=row["interrupt_message"]),
+        "send_at": _iso(row["send_at"]),
+        "progress": {"total": progress.total, "sent": progress.sent, "failed": progress.failed,
+                     "skipped": progress.skipped, "unknown": progress.unknown,
+                     "queued": progress.queued + progress.sending, "percent": progress.percent},
+        "interrupt_reason": reason,
+        "chain_id": row["chain_id"],
+        "step": row["step"],
+        "delay_hours": row["delay_hours"],
+        "condition": row["condition"],
+        "actions": sorted(a.value for a in rules.allowed_actions(status)
+                          if a not in (Action.START, Action.INTERRUPT, Action.FINISH, Action.RESET)),
+        "created_at": _iso(row["created_at"]),
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+    }
+    if with_steps:
+        data["steps"] = [
+            {"id": s["id"], "step": s["step"], "name": s["name"], "status": s["status"],
+             "template_id": s["template_id"], "delay_hours": s["delay_hours"],
+             "condition": s["condition"], "send_at": _iso(s["send_at"])}
+            for s in store.chain(conn, row["chain_id"])
+        ]
+    return data
+
+
+def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: str) -> None:
+    if values.get("segment_id") is not None:
+        if conn.execute(sa.select(segments.c.id).where(segments.c.id == values["segment_id"])).first() is None:
+            raise InvalidInput(f"There is no segment {values['segment_id']}.", field="segment_id")
+    if values.get("template_id") is not None:
+        tpl_channel = conn.execute(
+            sa.select(templates.c.channel).where(templates.c.id == values["template_id"])
+        ).scalar_one_or_none()
+        if tpl_channel is None:
+            raise InvalidInput(f"There is no template {values['template_id']}.", field="template_id")
+        if tpl_channel != channel:
+            raise InvalidInput(
+                f"Template {values['template_id']} is for {tpl_channel}, the mailing is {channel}.",
+                field="template_id",
+            )
+
+
+def _clean(values: dict[str, Any], *, name: str, channel: str) -> dict[str, Any]:
+    out = dict(values)
+    for key in ("from_email", "reply_to"):
+        if out.get(key):
+            try:
+                out[key] = validate_email(out[key], check_deliverability=False).normalized
+            except EmailNotValidError as exc:
+                raise InvalidInput(f"{key}: {exc}", field=key) from None
+    if "conversion" in out or "name" in out:
+        out["conversion"] = rules.normalize_conversion(out.get("conversion"), name=name, channel=channel)
+    if out.get("condition") is not None and out["condition"] not in rules.CONDITIONS:
+        raise InvalidInput(f"condition must be one of {', '.join(rules.CONDITIONS)}.", field="condition")
+    if out.get("delay_hours") is not None and not 0 <= float(out["delay_hours"]) <= 24 * 365:
+        raise InvalidInput("delay_hours must be between 0 and 8760.", field="delay_hours")
+    return out
+
+
+def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    name = (data.get("name") or "").strip()
+    if not name:
+        raise InvalidInput("A mailing needs a name.", field="name")
+    channel = data.get("channel", "email")
+    if channel not in CHANNELS:
+        raise InvalidInput("channel must be email or sms.", field="channel")
+    unknown = set(data) - set(EDITABLE) - {"channel"}
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    values = _clean({k: data.get(k) for k in EDITABLE if k not in ("delay_hours", "condition")}
+                    | {"name": name}, name=name, channel=channel)
+    if channel == "email" and not values.get("from_email"):
+        values["from_email"] = ctx.settings.default_from_email
+        values["from_name"] = values.get("from_name") or ctx.settings.default_from_name
+    now = ctx.now()
+    with ctx.tx() as conn:
+        _check_refs(conn, values, channel)
+        mailing_id = store.insert(conn, {**values, "channel": channel, "status": "draft", "step": 1,
+                                         "created_at": now, "updated_at": now})
+        store.update(conn, mailing_id, {"chain_id": mailing_id})
+        return to_json(conn, _load(conn, mailing_id))
+
+
+def get(ctx: Context, mailing_id: int) -> dict[str, Any]:
+    with ctx.tx() as conn:
+        return to_json(conn, _load(conn, mailing_id))
+
+
+def list_(ctx: Context, *, limit: int = 50, offset: int = 0, status: str | None = None) -> list[dict[str, Any]]:
+    with ctx.tx() as conn:
+        return [to_json(conn, r, with_steps=False)
+                for r in store.list_(conn, limit=limit, offset=offset, status=status)]
+
+
+def update(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(data) - set(EDITABLE)
+    if unknown:
+        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
+                           field=sorted(unknown)[0])
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id, for_update=True)
+        rules.check_editable(status=MailingStatus(row["status"]), send_at=row["send_at"], now=ctx.now())
+        name = (data.get("name") or row["name"]).strip()
+        values = _clean(data, name=name, channel=row["channel"])
+        if "conversion" in values and "conversion" not in data:
+            values.pop("conversion")  # a rename keeps the stored conversion block
+        _check_refs(conn, values, row["channel"])
+        store.update(conn, mailing_id, {**values, "updated_at": ctx.now()})
+        return to_json(conn, _load(conn, mailing_id))
+
+
+def _check_ready(conn: sa.Connection, ctx: Context, row: dict[str, Any]) -> None:
+    """Everything a mailing needs before it can start."""
+    missing = [f for f in ("segment_id", "template_id") if row[f] is None and row["step"] == 1]
+    if row["template_id"] is None:
+        missing = sorted(set(missing) | {"template_id"})
+    if row["channel"] == "email" and not row["from_email"]:
+        missing.append("from_email")
+    if missing:
+        raise InvalidInput(f"The mailing is not ready to send: set {', '.join(missing)} first.",
+                           code="mailing_incomplete", field=missing[0])
+    if row["channel"] == "email" and ctx.settings.require_verified_domain \
+            and not ctx.settings.smtp_url.startswith("file://"):
+        domain = row["from_email"].rsplit("@", 1)[1].lower()
+        verified = conn.execute(
+            sa.select(domains.c.verified).where(domains.c.domain == domain)
+        ).scalar_one_or_none()
+        if not verified:
+            raise Conflict(
+                f"Mail can only go out from a verified sending domain, and {domain} is "
+                + ("not verified yet: publish its SPF, DKIM and DMARC records and verify it."
+                   if verified is not None else
+                   "not set up: add it under domains (POST /api/v1/domains), publish the SPF, "
+                   "DKIM and DMARC records it gives, then verify it."),
+                code="domain_not_verified",
+            )
+
+
+def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action) -> None:
+    """Freeze the audience, cut packages and move the mailing to ``sending``,
+    all in the caller's transaction."""
+    from tidings.engine.audience import freeze
+
+    rules.next_status(MailingStatus(row["status"]), action)
+    _check_ready(conn, ctx, row)
+    now = ctx.now()
+    if not store.move(conn, row["id"], from_=[row["status"]],
+                      values={"status": "sending", "started_at": now, "updated_at": now,
+                              "interrupt_code": None, "interrupt_message": None}):
+        raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
+    freeze(conn, mailing=row, package_size=ctx.settings.package_size)
+    store.finish_if_done(conn, row["id"], now=now)
+
+
+def send_now(ctx: Context, mailing_id: int) -> dict[str, Any]:
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id, for_update=True)
+        if row["step"] > 1:
+            raise Conflict("A later chain step is sent by its chain, after the step before it.",
+                           code="chain_step")
+        start(ctx, conn, row, Action.SEND)
+        return to_json(conn, _load(conn, mailing_id))
+
+
+def schedule(ctx: Context, mailing_id: int, send_at: datetime) -> dict[str, Any]:
+    now = ctx.now()
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id, for_update=True)
+        status = MailingStatus(row["status"])
+        if status is MailingStatus.SCHEDULED:
+            rules.check_editable(status=status, send_at=row["send_at"], now=now)
+        rules.check_schedulable(status=status, send_at=send_at, now=now)
+        _check_ready(conn, ctx, row)
+        store.update(conn, mailing_id, {"status": "scheduled", "send_at": send_at, "updated_at": now})
+        return to_json(conn, _load(conn, mailing_id))
+
+
+def cancel(ctx: Context, mailing_id: int) -> dict[str, Any]:
+    """Scheduled -> Draft; sending or interrupted -> Canceled. A package in
+    flight is finished by its worker; no new package starts."""
+    now = ctx.now()
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id, for_update=True)
+        new = rules.next_status(MailingStatus(row["status"]), Action.CANCEL)
+        values: dict[str, Any] = {"status": new.value, "updated_at": now}
+        if new is MailingStatus.DRAFT:
+            values["send_at"] = None
+        if not store.move(conn, mailing_id, from_=[row["status"]], values=values):
+            raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
+        return to_json(conn, _load(conn, mailing_id))
+
+
+def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
+    """Interrupted or canceled -> sending, with the messages not yet sent."""
+    now = ctx.now()
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id, for_update=True)
+        rules.check_resume(status=MailingStatus(row["status"]), interrupt_code=row["interrupt_code"],
+                           is_admin=actor.is_admin)
+        values: dict[str, Any] = {"status": "sending", "interrupt_code": None,
+                                  "interrupt_message": None, "updated_at": now}
+        if row["interrupt_code"] == rules.InterruptCode.REPUTATION:
+            # The admin has looked into it: the guard starts a fresh window.
+            values |= store.GUARD_RESET
+        if not store.move(conn, mailing_id, from_=[row["status"]], values=values):
+            raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
+        store.finish_if_done(conn, mailing_id, now=now)
+        return to_json(conn, _load(conn, mailing_id))
+
+
+def _copy_values(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("channel", "segment_id", "template_id", "from_email", "from_name",
+                                "reply_to", "conversion", "delay_hours", "condition", "step")}
+
+
+def copy(ctx: Context, mailing_id: int) -> dict[str, Any]:
+    """A new draft; copying a chain's first step copies the whole chain."""
+    now = ctx.now()
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id)
+        sources = store.chain(conn, row["chain_id"]) if row["step"] == 1 else [row]
+        first_id: int | None = None
+        for source in sources:
+            values = _copy_values(source) | {"name": f"Copy of {source['name']}", "status": "draft",
+                                             "created_at": now, "updated_at": now}
+            if first_id is None:
+                values["step"] = 1
+            new_id = store.insert(conn, values | {"chain_id": first_id})
+            if first_id is None:
+                first_id = new_id
+                store.update(conn, new_id, {"chain_id": new_id})
+        assert first_id is not None
+        return to_json(conn, _load(conn, first_id))
+
+
+def delete(ctx: Context, mailing_id: int) -> None:
+    """Delete a draft, or a later chain step without statistics, and the steps after it."""
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id, for_update=True)
+        has_stats = store.has_messages(conn, mailing_id)
+        if not rules.is_deletable(status=MailingStatus(row["status"]), step=row["step"],
+                                  has_statistics=has_stats):
+            raise Conflict(
+                "Only a draft, or a chain step that has no statistics yet, can be deleted; "
+                "cancel or copy this mailing instead.",
+                code="not_deletable",
+            )
+        later = [s["id"] for s in store.chain(conn, row["chain_id"]) if s["step"] > row["step"]]
+        if any(store.has_messages(conn, sid) for sid in later):
+            raise Conflict("A later step of this chain already has statistics.", code="not_deletable")
+        store.delete(conn, [mailing_id, *later])
+
+
+def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Append a step (a draft mailing) to the chain that ``mailing_id`` belongs to."""
+    unknown = set(data) - {"template_id", "delay_hours", "condition", "name", "from_email",
+                           "from_name", "reply_to", "conversion"}
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    if data.get("template_id") is None:
+        raise InvalidInput("A step needs a template_id.", field="template_id")
+    now = ctx.now()
+    with ctx.tx() as conn:
+        row = _load(conn, mailing_id)
+        steps = store.chain(conn, row["chain_id"])
+        last = steps[-1]
+        name = (data.get("name") or f"{steps[0]['name']} - step {last['step'] + 1}").strip()
+        values = _clean(
+            {"delay_hours": data.get("delay_hours", 24), "condition": data.get("condition", "all"),
+             "name": name, "conversion": data.get("conversion", last["conversion"]),
+             "template_id": data["template_id"]},
+            name=name, channel=row["channel"],
+        )
+        _check_refs(conn, values, row["channel"])
+        step_id = store.insert(conn, {
+            **values, "channel": row["channel"], "status": "draft", "step": last["step"] + 1,
+            "chain_id": row["chain_id"], "segment_id": None,
+            "from_email": data.get("from_email", last["from_email"]),
+            "from_name": data.get("from_name", last["from_name"]),
+            "reply_to": data.get("reply_to", last["reply_to"]),
+            "created_at": now, "updated_at": now,
+        })
+        # A step added behind a step that is already sent is scheduled at once.
+        if last["status"] == "sent" and last["finished_at"] is not None:
+            when = max(last["finished_at"] + timedelta(hours=float(values["delay_hours"])), now)
+            store.update(conn, step_id, {"status": "scheduled", "send_at": when})
+        return to_json(conn, _load(conn, step_id))

@@ -1,0 +1,119 @@
+"""Customer rows: upsert by email or external id, lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from tidings.store.tables import customers, suppressions
+
+FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "email_status", "sms_status")
+
+
+def upsert_many(conn: sa.Connection, items: Sequence[Any], *, now: datetime) -> tuple[list[int], int]:
+    """Insert or update customers (``CustomerInput``-like objects) matched by
+    ``external_id`` first, then ``email``. Given fields overwrite, attributes merge.
+
+    Returns the ids in input order and how many rows were created. A later item
+    with the same key as an earlier one updates the same customer.
+    """
+    emails = {i.email for i in items if i.email}
+    ext_ids = {i.external_id for i in items if i.external_id}
+    by_email: dict[str, dict[str, Any]] = {}
+    by_ext: dict[str, dict[str, Any]] = {}
+    cols = [customers.c.id, customers.c.attributes, *(customers.c[f] for f in FIELDS)]
+    for key, values, index in (("email", emails, by_email), ("external_id", ext_ids, by_ext)):
+        vals = list(values)
+        for start in range(0, len(vals), 500):
+            chunk = vals[start : start + 500]
+            for row in conn.execute(sa.select(*cols).where(customers.c[key].in_(chunk))):
+                index[row._mapping[key]] = dict(row._mapping)
+    ids: list[int] = []
+    created = 0
+    for item in items:
+        row = (by_ext.get(item.external_id) if item.external_id else None) or (
+            by_email.get(item.email) if item.email else None
+        )
+        values = {f: getattr(item, f) for f in FIELDS if getattr(item, f) is not None}
+        if row is None:
+            values.setdefault("email_status", "subscribed")
+            values.setdefault("sms_status", "subscribed")
+            new_id = conn.execute(
+                customers.insert().values(
+                    **values, attributes=dict(item.attributes), created_at=now, updated_at=now
+                )
+            ).inserted_primary_key[0]
+            row = {"id": new_id, "attributes": dict(item.attributes), **values}
+            created += 1
+        else:
+            attrs = {**(row["attributes"] or {}), **item.attributes}
+            conn.execute(
+                customers.update()
+                .where(customers.c.id == row["id"])
+                .values(**values, attributes=attrs, updated_at=now)
+            )
+            row.update(values, attributes=attrs)
+        if row.get("email"):
+            by_email[row["email"]] = row
+        if row.get("external_id"):
+            by_ext[row["external_id"]] = row
+        ids.append(row["id"])
+    return ids, created
+
+
+def get(conn: sa.Connection, customer_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def find_by_email(conn: sa.Connection, email: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(customers).where(customers.c.email == email.lower())).first()
+    return dict(row._mapping) if row else None
+
+
+def search(conn: sa.Connection, *, query: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    stmt = sa.select(customers).order_by(customers.c.id).limit(limit).offset(offset)
+    if query:
+        like = f"%{query.lower()}%"
+        stmt = stmt.where(
+            sa.or_(
+                customers.c.email.like(like),
+                sa.func.lower(customers.c.first_name).like(like),
+                sa.func.lower(customers.c.last_name).like(like),
+                customers.c.phone.like(like),
+            )
+        )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def count(conn: sa.Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
+
+
+def set_email_status(conn: sa.Connection, customer_id: int, status: str, *, now: datetime) -> None:
+    conn.execute(
+        customers.update()
+        .where(customers.c.id == customer_id)
+        .values(email_status=status, updated_at=now)
+    )
+
+
+def mark_bounced(conn: sa.Connection, customer_ids: Sequence[int], *, now: datetime) -> None:
+    """Hard bounces: the customers' email status becomes ``bounced``."""
+    if customer_ids:
+        conn.execute(
+            customers.update()
+            .where(customers.c.id.in_(list(customer_ids)), customers.c.email_status == "subscribed")
+            .values(email_status="bounced", updated_at=now)
+        )
+
+
+def suppress(conn: sa.Connection, address: str, reason: str, *, now: datetime) -> None:
+    exists = conn.execute(
+        sa.select(suppressions.c.id).where(suppressions.c.address == address.lower())
+    ).first()
+    if exists is None:
+        conn.execute(suppressions.insert().values(address=address.lower(), reason=reason, created_at=now))

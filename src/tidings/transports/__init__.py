@@ -1,0 +1,1 @@
+"""Transports: the sending side of the engine's ``Transport`` port."""

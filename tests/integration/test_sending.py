@@ -1,0 +1,317 @@
+"""The mailing process end to end: HTTP API, real database, real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.smtpserver import SmtpServer, free_port
+from tidings.engine.worker import Worker, start_due
+from tidings.store.tables import messages
+
+HTML = '<p>Hello {{ customer.first_name }}</p><p><a href="https://shop.example.com/x">Shop</a></p>' \
+       '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+
+
+def seed(api, n: int = 12, *, extra: list[dict] | None = None) -> dict:
+    people = [{"email": f"c{i:03d}@example.org", "first_name": f"N{i}"} for i in range(n)]
+    ids = api.ok("POST", "/customers", {"customers": people + (extra or [])}, status=201)["ids"]
+    segment = api.ok("POST", "/segments", {"name": "all", "rules": {}}, status=201)
+    template = api.ok("POST", "/templates", {"name": "t", "channel": "email",
+                                             "subject": "Hi {{ customer.first_name }}",
+                                             "html": HTML}, status=201)
+    mailing = api.ok("POST", "/mailings", {"name": "Autumn", "segment_id": segment["id"],
+                                           "template_id": template["id"],
+                                           "from_email": "news@shop.example.com"}, status=201)
+    return {"ids": ids, "segment": segment, "template": template, "mailing": mailing}
+
+
+def in_flight(ctx) -> int:
+    with ctx.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(messages.c.status == "sending")).scalar_one()
+
+
+def assert_once_each(server: SmtpServer) -> None:
+    counts = collections.Counter(server.recipients())
+    assert [r for r, c in counts.items() if c > 1] == []
+
+
+def test_send_now_delivers_every_reachable_customer_exactly_once(make_ctx, api_for, smtp_server):
+    ctx = make_ctx(smtp_url=smtp_server.url)
+    api = api_for(ctx)
+    data = seed(api, 10, extra=[
+        {"email": "gone@example.org", "email_status": "unsubscribed"},
+        {"email": "bounced@example.org", "email_status": "bounced"},
+        {"external_id": "no-email", "first_name": "Phone only", "phone": "+37120000000"},
+    ])
+    mid = data["mailing"]["id"]
+
+    sending = api.ok("POST", f"/mailings/{mid}/send")
+    assert sending["status"] == "sending"
+    assert sending["progress"]["total"] == 13 and sending["progress"]["skipped"] == 3
+    Worker(ctx).run_until_idle()
+
+    done = api.ok("GET", f"/mailings/{mid}")
+    assert done["status"] == "sent" and done["status_label"] == "Sent"
+    assert done["progress"] == {"total": 13, "sent": 10, "failed": 0, "skipped": 3, "unknown": 0,
+                                "queued": 0, "percent": 100.0}
+    assert sorted(smtp_server.recipients()) == [f"c{i:03d}@example.org" for i in range(10)]
+    first = smtp_server.messages[0]
+    msg = first.message
+    assert msg["X-Tidings-Mailing"] == str(mid)
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Unsubscribe"].startswith("<http://tidings.test/u/")
+    assert first.mail_from.startswith("bounces+") and first.mail_from.endswith("@shop.example.com")
+    ids = {m.message["Message-ID"] for m in smtp_server.messages}
+    assert len(ids) == 10
+    html = msg.get_body(("html",)).get_content()
+    assert "http://tidings.test/t/c/" in html and "http://tidings.test/t/o/" in html
+    assert "https://shop.example.com/x" not in html
+
+
+def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
+    make_ctx, api_for, smtp_server
+):
+    ctx = make_ctx(smtp_url=smtp_server.url, package_size=5, send_group=2, smtp_connections=1)
+    api = api_for(ctx)
+    mid = seed(api, 12)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    smtp_server.handler.gate.clear()  # hold the first group at the server
+    worker = Worker(ctx)
+    thread = threading.Thread(target=worker.run_until_idle)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while in_flight(ctx) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    canceled = api.ok("POST", f"/mailings/{mid}/cancel")
+    assert canceled["status"] == "canceled"
+    smtp_server.handler.gate.set()
+    thread.join(timeout=20)
+
+    assert len(smtp_server.messages) == 5  # the whole package in flight, nothing more
+    after = api.ok("GET", f"/mailings/{mid}")
+    assert after["status"] == "canceled"
+    assert after["progress"]["sent"] == 5 and after["progress"]["queued"] == 7
+
+    resumed = api.ok("POST", f"/mailings/{mid}/resume")
+    assert resumed["status"] == "sending"
+    Worker(ctx).run_until_idle()
+    assert sorted(smtp_server.recipients()) == [f"c{i:03d}@example.org" for i in range(12)]
+    assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
+
+
+def test_a_server_that_is_down_interrupts_with_technical_error_and_resume_completes(
+    make_ctx, api_for
+):
+    port = free_port()
+    ctx = make_ctx(smtp_url=f"smtp://127.0.0.1:{port}", smtp_retry_for=0, package_size=4)
+    api = api_for(ctx)
+    mid = seed(api, 9)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    Worker(ctx).run_until_idle()
+
+    stopped = api.ok("GET", f"/mailings/{mid}")
+    assert stopped["status"] == "interrupted"
+    assert stopped["interrupt_reason"]["code"] == "technical_error"
+    assert f"127.0.0.1:{port}" in stopped["interrupt_reason"]["message"]
+    assert stopped["status_label"].startswith("Interrupted: ")
+    assert stopped["progress"]["sent"] == 0 and stopped["progress"]["queued"] == 9
+
+    server = SmtpServer(port=port).start()
+    try:
+        api.ok("POST", f"/mailings/{mid}/resume")
+        Worker(ctx).run_until_idle()
+        assert sorted(server.recipients()) == [f"c{i:03d}@example.org" for i in range(9)]
+    finally:
+        server.stop()
+    assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
+
+
+def test_a_server_that_comes_back_within_the_retry_window_causes_no_interruption(make_ctx, api_for):
+    port = free_port()
+    ctx = make_ctx(smtp_url=f"smtp://127.0.0.1:{port}", smtp_retry_for=30)
+    api = api_for(ctx)
+    mid = seed(api, 4)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    server = SmtpServer(port=port)
+    timer = threading.Timer(1.0, server.start)
+    timer.start()
+    try:
+        Worker(ctx).run_until_idle()
+        timer.join()
+        assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
+        assert len(server.recipients()) == 4
+    finally:
+        server.stop()
+
+
+def test_quota_runs_out_and_a_topup_resumes(make_ctx, api_for, smtp_server):
+    ctx = make_ctx(smtp_url=smtp_server.url, package_size=5)
+    api = api_for(ctx)
+    assert api.ok("GET", "/quota")["email"]["balance"] is None
+    mid = seed(api, 12)["mailing"]["id"]
+    api.ok("POST", "/quota/topup", {"channel": "email", "amount": 6})
+    api.ok("POST", f"/mailings/{mid}/send")
+    Worker(ctx).run_until_idle()
+
+    stopped = api.ok("GET", f"/mailings/{mid}")
+    assert stopped["status"] == "interrupted"
+    assert stopped["interrupt_reason"]["code"] == "quota_exhausted"
+    assert stopped["progress"]["sent"] == 5
+    assert api.ok("GET", "/quota")["email"]["balance"] == 1  # fell by what was sent
+
+    api.ok("POST", "/quota/topup", {"channel": "email", "amount": 10})
+    api.ok("POST", f"/mailings/{mid}/resume")
+    Worker(ctx).run_until_idle()
+    assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
+    assert api.ok("GET", "/quota")["email"]["balance"] == 4
+    assert_once_each(smtp_server)
+    assert len(smtp_server.messages) == 12
+
+
+def test_only_an_admin_may_top_up(make_ctx, api_for):
+    from tidings.services import auth
+
+    ctx = make_ctx()
+    manager = auth.create_token(ctx, name="m", role="manager")
+    api = api_for(ctx, manager)
+    response = api.post("/quota/topup", {"channel": "email", "amount": 5}, expect=403)
+    assert response.json()["error"]["code"] == "forbidden"
+    assert api.ok("GET", "/quota")["email"]["balance"] is None
+
+
+def test_mass_rejections_interrupt_for_reputation_and_only_an_admin_resumes(
+    make_ctx, api_for, smtp_server
+):
+    from tidings.services import auth
+
+    ctx = make_ctx(smtp_url=smtp_server.url, reputation_min_sample=5, max_bounce_rate=0.05,
+                   send_group=5, package_size=100)
+    api = api_for(ctx)
+    mid = seed(api, 20)["mailing"]["id"]
+    for i in range(10):
+        smtp_server.handler.reject[f"c{i:03d}@example.org"] = "550 5.1.1 No such user"
+    api.ok("POST", f"/mailings/{mid}/send")
+    Worker(ctx).run_until_idle()
+
+    stopped = api.ok("GET", f"/mailings/{mid}")
+    assert stopped["status"] == "interrupted"
+    assert stopped["interrupt_reason"]["code"] == "reputation"
+    assert "100.0% of 5 messages" in stopped["interrupt_reason"]["message"]
+    assert stopped["progress"]["failed"] == 5 and stopped["progress"]["sent"] == 0
+    bounced = api.ok("GET", "/customers?email=c000@example.org")["customers"][0]
+    assert bounced["email_status"] == "bounced"
+
+    manager = api.as_token(auth.create_token(ctx, name="m", role="manager"))
+    refused = manager.post(f"/mailings/{mid}/resume", expect=403)
+    assert refused.json()["error"]["code"] == "admin_required"
+
+    smtp_server.handler.reject.clear()
+    api.ok("POST", f"/mailings/{mid}/resume")  # the admin cleaned the list: a fresh window
+    Worker(ctx).run_until_idle()
+    final = api.ok("GET", f"/mailings/{mid}")
+    assert final["status"] == "sent"
+    assert final["progress"]["sent"] == 15 and final["progress"]["failed"] == 5
+    assert_once_each(smtp_server)
+
+
+def test_scheduled_mailing_locks_five_minutes_before_and_cancel_returns_it_to_draft(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    mid = seed(api, 3)["mailing"]["id"]
+    soon = (ctx.now() + timedelta(minutes=10)).isoformat()
+    scheduled = api.ok("POST", f"/mailings/{mid}/schedule", {"send_at": soon})
+    assert scheduled["status"] == "scheduled"
+    assert scheduled["status_label"].startswith("Scheduled for ")
+    api.ok("PATCH", f"/mailings/{mid}", {"name": "Renamed while there is time"})
+
+    close = (ctx.now() + timedelta(minutes=4)).isoformat()
+    api.ok("POST", f"/mailings/{mid}/schedule", {"send_at": close})
+    locked = api.request("PATCH", f"/mailings/{mid}", 409, json={"name": "Too late"})
+    assert locked.json()["error"]["code"] == "mailing_locked"
+
+    draft = api.ok("POST", f"/mailings/{mid}/cancel")
+    assert draft["status"] == "draft" and draft["send_at"] is None
+    api.ok("PATCH", f"/mailings/{mid}", {"name": "Editable again"})
+
+
+def test_scheduling_in_the_past_or_without_offset_is_refused(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    mid = seed(api, 1)["mailing"]["id"]
+    past = (ctx.now() - timedelta(minutes=1)).isoformat()
+    err = api.post(f"/mailings/{mid}/schedule", {"send_at": past}, expect=422).json()["error"]
+    assert err["code"] == "invalid_input" and "past" in err["message"]
+    naive = api.post(f"/mailings/{mid}/schedule", {"send_at": "2030-01-01T10:00:00"}, expect=422)
+    assert naive.json()["error"]["field"] == "send_at"
+    assert api.ok("GET", f"/mailings/{mid}")["status"] == "draft"
+
+
+def test_the_scheduler_starts_a_due_mailing_once_even_with_several_workers(make_ctx, api_for, smtp_server):
+    ctx = make_ctx(smtp_url=smtp_server.url)
+    api = api_for(ctx)
+    mid = seed(api, 5)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/schedule", {"send_at": (ctx.now() + timedelta(minutes=6)).isoformat()})
+    assert start_due(ctx) == 0  # not yet
+
+    later = ctx.now() + timedelta(minutes=7)
+    ctxs = [make_ctx(smtp_url=smtp_server.url) for _ in range(3)]
+    for c in ctxs:
+        c.clock = lambda: later
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda c=c: results.append(start_due(c))) for c in ctxs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, 0, 1]
+    Worker(ctxs[0]).run_until_idle()
+    assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
+    assert len(smtp_server.messages) == 5
+
+
+def test_no_editing_once_sending_started_and_copy_makes_a_new_draft(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    mid = seed(api, 2)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    locked = api.request("PATCH", f"/mailings/{mid}", 409, json={"name": "x"}).json()["error"]
+    assert locked["code"] == "mailing_locked"
+    again = api.post(f"/mailings/{mid}/send", expect=409).json()["error"]
+    assert again["code"] == "illegal_transition"
+    copy = api.ok("POST", f"/mailings/{mid}/copy", status=201)
+    assert copy["status"] == "draft" and copy["id"] != mid and copy["name"] == "Copy of Autumn"
+    assert copy["progress"]["total"] == 0
+
+
+def test_delete_takes_drafts_only(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    data = seed(api, 2)
+    mid = data["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    refused = api.request("DELETE", f"/mailings/{mid}", 409).json()["error"]
+    assert refused["code"] == "not_deletable"
+    copy = api.ok("POST", f"/mailings/{mid}/copy", status=201)
+    api.request("DELETE", f"/mailings/{copy['id']}", 204)
+    api.request("GET", f"/mailings/{copy['id']}", 404)
+
+
+def test_unknown_ids_and_missing_tokens_get_the_error_envelope(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    missing = api.request("GET", "/mailings/999", 404).json()
+    assert missing == {"error": {"code": "mailing_not_found", "message": "There is no mailing 999."}}
+    anonymous = api.as_token("")
+    assert anonymous.request("GET", "/mailings", 401).json()["error"]["code"] == "unauthorized"
+    assert api.as_token("wrong").request("GET", "/mailings", 401).json()["error"]["code"] == "unauthorized"
+    bad_json = api.client.post("/api/v1/mailings", content=b"{", headers={
+        **api.headers, "Content-Type": "application/json"})
+    assert bad_json.status_code in (400, 422) and "error" in bad_json.json()

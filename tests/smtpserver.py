@@ -1,0 +1,101 @@
+"""A real SMTP server on loopback for tests (aiosmtpd in a thread).
+
+It records every accepted message and can be told to refuse recipients (5xx),
+defer everyone (4xx), or hold each DATA until released (to catch a worker in
+the middle of a package).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt: str
+    data: bytes
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class Handler:
+    messages: list[Received] = field(default_factory=list)
+    reject: dict[str, str] = field(default_factory=dict)
+    defer: bool = False
+    delay: float = 0.0
+    gate: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.defer:
+            return "451 4.3.0 Try again later"
+        if address in self.reject:
+            return self.reject[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if not self.gate.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.messages.append(Received(envelope.mail_from, rcpt, envelope.original_content))
+        return "250 2.0.0 Queued"
+
+
+class SmtpServer:
+    def __init__(self, port: int | None = None) -> None:
+        self.handler = Handler()
+        self.port = port or free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     decode_data=False, enable_SMTPUTF8=True)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def recipients(self) -> list[str]:
+        return [m.rcpt for m in self.messages]
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> None:
+        end = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > end:
+                raise AssertionError(f"only {len(self.messages)} of {count} messages arrived")
+            time.sleep(0.01)
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.handler.gate.set()
+        self.controller.stop()
