@@ -62,6 +62,7 @@ class Worker:
             self.transport = make_transport(s.smtp_url, connections=s.smtp_connections,
                                             timeout=s.smtp_timeout)
         self._renderers: dict[int, EmailRenderer | SmsRenderer] = {}
+        self.secret = self.ctx.secret
         self.stop_event = threading.Event()
 
     # -- loop ------------------------------------------------------------------
@@ -139,7 +140,7 @@ class Worker:
     def _renderer(self, conn: sa.Connection, mailing: dict[str, Any]) -> EmailRenderer | SmsRenderer:
         renderer = self._renderers.get(mailing["id"])
         if renderer is None:
-            renderer = renderer_for(conn, mailing, secret=self.ctx.secret,
+            renderer = renderer_for(conn, mailing, secret=self.secret,
                                     public_url=self.ctx.settings.public_url)
             self._renderers[mailing["id"]] = renderer
         return renderer

@@ -30,7 +30,9 @@ class Context:
     def create(cls, settings: Settings, *, migrate_schema: bool = True) -> Context:
         if migrate_schema:
             migrate(settings.database_url)
-        return cls(settings=settings, engine=make_engine(settings.database_url))
+        ctx = cls(settings=settings, engine=make_engine(settings.database_url))
+        ctx.secret  # noqa: B018 - resolve it now, never inside another transaction
+        return ctx
 
     @contextmanager
     def tx(self) -> Iterator[sa.Connection]:
@@ -43,7 +45,10 @@ class Context:
 
     @cached_property
     def secret(self) -> bytes:
-        """``TIDINGS_SECRET_KEY``, or a key generated once and kept in the database."""
+        """``TIDINGS_SECRET_KEY``, or a key generated once and kept in the database.
+
+        Read it outside any open transaction: on SQLite a second writer would wait
+        for the first."""
         if self.settings.secret_key:
             return self.settings.secret_key.encode()
         with self.tx() as conn:

@@ -1,0 +1,1 @@
+"""Feedback intake: tracking, unsubscribes, bounces and complaints."""
