@@ -4,6 +4,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tidings.domain import templates
 from tidings.domain.templates import (
@@ -133,9 +135,7 @@ def test_an_error_while_rendering_is_invalid_input_naming_the_field() -> None:
         ("text", {"subject": "S", "html": "<p></p>", "text": "a\nb {{ }}"}, 2),
     ],
 )
-def test_a_syntax_error_names_the_field_and_the_line(
-    field: str, fields: dict[str, str], line: int
-) -> None:
+def test_a_syntax_error_names_the_field_and_the_line(field: str, fields: dict[str, str], line: int) -> None:
     with pytest.raises(TemplateSyntaxError) as caught:
         compile_email(subject=fields["subject"], html=fields["html"], text=fields.get("text"))
 
@@ -359,6 +359,12 @@ def test_the_text_part_is_derived_from_the_html_once_and_is_personalised() -> No
     )
 
 
+def test_a_blank_text_part_is_derived_from_the_html_too() -> None:
+    rendered = email("<p>Hi {{ customer.first_name }}</p>", text=" \n").render(context())
+
+    assert rendered.text == "Hi Anna"
+
+
 def test_a_given_text_part_is_used_as_written() -> None:
     rendered = email(NEWSLETTER, text="Hi {{ customer.first_name }}\n\n\nBye\n").render(context())
 
@@ -437,9 +443,11 @@ def test_without_a_link_function_links_are_left_alone() -> None:
 
 
 def test_the_open_pixel_goes_right_before_the_end_of_the_body() -> None:
-    html = email("<html><body><p>x</p></body></html>").render(
-        context(), open_pixel_url="https://t.example/o/1?a=1&b=2"
-    ).html
+    html = (
+        email("<html><body><p>x</p></body></html>")
+        .render(context(), open_pixel_url="https://t.example/o/1?a=1&b=2")
+        .html
+    )
 
     assert html == (
         '<html><body><p>x</p><img src="https://t.example/o/1?a=1&amp;b=2" width="1" height="1"'
@@ -451,8 +459,7 @@ def test_the_open_pixel_is_appended_to_html_without_a_body() -> None:
     html = email("<p>x</p>").render(context(), open_pixel_url="https://t.example/o/1").html
 
     assert html == (
-        '<p>x</p><img src="https://t.example/o/1" width="1" height="1" alt=""'
-        ' style="display:none">'
+        '<p>x</p><img src="https://t.example/o/1" width="1" height="1" alt="" style="display:none">'
     )
 
 
@@ -482,9 +489,7 @@ def test_an_sms_is_rendered_raw_and_its_links_can_be_rewritten() -> None:
         ("https://s.example/?utm_source=&utm_medium=sms", "https://s.example/?utm_source=&utm_medium=sms"),
     ],
 )
-def test_merge_utm_adds_tags_without_overwriting_and_keeps_the_fragment(
-    url: str, expected: str
-) -> None:
+def test_merge_utm_adds_tags_without_overwriting_and_keeps_the_fragment(url: str, expected: str) -> None:
     assert merge_utm(url, {"utm_source": "tidings", "utm_medium": "email"}) == expected
 
 
@@ -493,3 +498,33 @@ def test_merge_utm_encodes_values_and_skips_empty_ones() -> None:
 
     assert merged == "https://s.example/p?utm_campaign=spring+sale+%26+more"
     assert merge_utm("https://s.example/p", {}) == "https://s.example/p"
+
+
+# ----------------------------------------------------------------- robustness
+
+FRAGMENTS = [
+    "<p>", "</p>", "<table>", "</table>", "<tr>", "</tr>", "<td>", "</td>", '<a href="', '">',
+    "<a href='https://x.example/?a=1&amp;b=2'>", "</a>", "<style>p{color:red} td{padding:0}</style>",
+    '<div style="', '"', "'", ' class="x"', "<br>", '<img alt="', "{{ customer.first_name }}",
+    "{% if customer.attributes.vip %}", "{% endif %}", "{% for i in [1, 2] %}", "{% endfor %}",
+    "{# c #}", "<", ">", "a < b", "{", "}", "<!--", "-->", "<title>", "</title>", "<head>",
+    "</head>", "<body>", "</body>", "\n", " ", "text", "&amp;", "=", "<pre>", "</pre>",
+    "<ul><li>x", "{{ '}}' }}", "{% raw %}{{ x }}{% endraw %}",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(st.sampled_from(FRAGMENTS), max_size=30))
+def test_any_mix_of_html_and_jinja_compiles_and_renders_or_is_refused_as_invalid_input(
+    parts: list[str],
+) -> None:
+    source = "".join(parts)
+    try:
+        compiled = email(source)
+    except InvalidInput:
+        return
+
+    compiled.render(context(), link=lambda url: "https://t.example/c", open_pixel_url="https://o")
+
+    if "<style" not in source:
+        assert compiled.html_source == source

@@ -122,10 +122,9 @@ _REFUSED_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
 
 def _refuse_unsafe(ast: nodes.Template, field: str) -> None:
-    for node in ast.find_all(_REFUSED_NODES):
+    for refused in ast.find_all(_REFUSED_NODES):
         raise InvalidInput(
-            f"The {field} template cannot include, import or extend other templates "
-            f"(line {node.lineno}).",
+            f"The {field} template cannot include, import or extend other templates (line {refused.lineno}).",
             code="unsafe_template",
             field=field,
         )
@@ -736,9 +735,10 @@ class CompiledEmail:
 
         ``context`` holds ``customer``, ``unsubscribe_url`` and ``mailing``.
         With ``link``, every ``href`` to an ``http(s)://`` URL in the HTML and
-        every such URL in the text becomes ``link(url)`` (called once per
-        distinct URL), except ``unsubscribe_url`` itself; ``mailto:`` and
-        ``#`` links are left alone. ``open_pixel_url`` adds a hidden 1x1 image
+        every such URL (lower-case scheme) in the text becomes ``link(url)``,
+        called once per distinct URL with the URL unescaped, except
+        ``unsubscribe_url`` itself; ``mailto:`` and ``#`` links are left alone.
+        UTM tags are the caller's business (see :func:`merge_utm`). ``open_pixel_url`` adds a hidden 1x1 image
         before ``</body>`` (or at the end). Raises ``InvalidInput`` as the
         module docstring says.
         """
@@ -798,9 +798,7 @@ class CompiledSms:
 
 # --------------------------------------------------------------------------- compile
 
-_INLINER = css_inline.CSSInliner(
-    load_remote_stylesheets=False, keep_at_rules=True, keep_style_tags=False
-)
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True, keep_style_tags=False)
 _TBODY = re.compile(r"</?tbody(?:\s[^>]*)?>")
 _NEEDS_INLINING = re.compile(r"<style[\s>]|<link\s[^>]*stylesheet", re.I)
 
@@ -856,8 +854,9 @@ def compile_email(*, subject: str, html: str, text: str | None) -> CompiledEmail
     """Compile an email template once for many messages.
 
     Inlines ``<style>`` rules into ``style`` attributes, and when ``text`` is
-    None derives the text part from the HTML (Jinja kept, so it is
-    personalised too). Raises ``TemplateSyntaxError`` (with ``field`` and
+    None or blank derives the text part from the HTML (Jinja kept, so it is
+    personalised too). A blank ``html`` means a text-only email
+    (``RenderedEmail.html`` is None). Raises ``TemplateSyntaxError`` (with ``field`` and
     ``line``) or ``InvalidInput`` as the module docstring says.
     """
     subject_template = _compile(_TEXT_ENV, subject, "subject")
@@ -867,10 +866,18 @@ def compile_email(*, subject: str, html: str, text: str | None) -> CompiledEmail
     if not has_html:
         html_template = None
     elif html_source != html:
-        html_template = _compile(_HTML_ENV, html_source, "html")
-    derived = text is None
+        try:
+            html_template = _compile(_HTML_ENV, html_source, "html")
+        except TemplateSyntaxError as exc:  # e.g. "{</td>{" became "{{"
+            raise TemplateSyntaxError(
+                "The html template's Jinja tags do not survive CSS inlining "
+                f"({exc.message.partition(': ')[2]}); check stray braces and unclosed tags.",
+                line=None,
+                field="html",
+            ) from exc
+    derived = text is None or not text.strip()
     text_source: str | None = text
-    if text is None:
+    if derived:
         text_source = ""
         if protected is not None:
             try:
@@ -883,6 +890,7 @@ def compile_email(*, subject: str, html: str, text: str | None) -> CompiledEmail
         else:
             text_template = _compile(_TEXT_ENV, "", "text")
     else:
+        assert text is not None
         text_template = _compile(_TEXT_ENV, text, "text")
     mixed_case = any(m.group() != "href" for m in re.finditer("href", html_source, re.I))
     return CompiledEmail(

@@ -73,9 +73,7 @@ _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "O
 
 
 def _refuse(what: str, value: str) -> InvalidInput:
-    return InvalidInput(
-        f"The {what} {value!r} cannot be used in an email header.", code="invalid_header"
-    )
+    return InvalidInput(f"The {what} {value!r} cannot be used in an email header.", code="invalid_header")
 
 
 # --------------------------------------------------------------------------- headers
@@ -288,9 +286,7 @@ class MessageFactory:
             "Message-ID: <", mid, ">", CRLF,
         ]  # fmt: skip
         if list_unsubscribe:
-            value = (
-                list_unsubscribe if list_unsubscribe.startswith("<") else f"<{list_unsubscribe}>"
-            )
+            value = list_unsubscribe if list_unsubscribe.startswith("<") else f"<{list_unsubscribe}>"
             if not value.isascii() or not value.isprintable() or len(value) > 900:
                 raise _refuse("List-Unsubscribe URL", list_unsubscribe)
             parts += [
@@ -313,7 +309,7 @@ class MessageFactory:
         html_body = encode_body(html, cte)
         boundary = self._boundary
         parts += [
-            'Content-Type: multipart/alternative; boundary="', boundary, '"', CRLF, CRLF,
+            'Content-Type: multipart/alternative;', CRLF, ' boundary="', boundary, '"', CRLF, CRLF,
             "--", boundary, CRLF,
             "Content-Type: text/plain; charset=utf-8", CRLF,
             "Content-Transfer-Encoding: ", cte, CRLF, CRLF,
