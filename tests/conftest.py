@@ -125,7 +125,8 @@ class Api:
         return Api(self.client, token)
 
     def request(self, method: str, path: str, expect: int | None = None, **kw):  # type: ignore[no-untyped-def]
-        response = self.client.request(method, "/api/v1" + path, headers=self.headers, **kw)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        response = self.client.request(method, "/api/v1" + path, headers=headers, **kw)
         if expect is not None:
             assert response.status_code == expect, (response.status_code, response.text)
         return response

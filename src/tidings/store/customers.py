@@ -18,50 +18,56 @@ def upsert_many(conn: sa.Connection, items: Sequence[Any], *, now: datetime) -> 
     ``external_id`` first, then ``email``. Given fields overwrite, attributes merge.
 
     Returns the ids in input order and how many rows were created. A later item
-    with the same key as an earlier one updates the same customer.
+    with the same key as an earlier one updates the same customer. Lookups,
+    inserts and updates each go to the database in batches.
     """
-    emails = {i.email for i in items if i.email}
-    ext_ids = {i.external_id for i in items if i.external_id}
+    emails = list({i.email for i in items if i.email})
+    ext_ids = list({i.external_id for i in items if i.external_id})
     by_email: dict[str, dict[str, Any]] = {}
     by_ext: dict[str, dict[str, Any]] = {}
     cols = [customers.c.id, customers.c.attributes, *(customers.c[f] for f in FIELDS)]
     for key, values, index in (("email", emails, by_email), ("external_id", ext_ids, by_ext)):
-        vals = list(values)
-        for start in range(0, len(vals), 500):
-            chunk = vals[start : start + 500]
+        for start in range(0, len(values), 900):
+            chunk = values[start : start + 900]
             for row in conn.execute(sa.select(*cols).where(customers.c[key].in_(chunk))):
                 index[row._mapping[key]] = dict(row._mapping)
-    ids: list[int] = []
-    created = 0
+    rows: list[dict[str, Any]] = []  # one per input item, shared when keys repeat
+    new: list[dict[str, Any]] = []
+    changed: dict[int, dict[str, Any]] = {}
     for item in items:
         row = (by_ext.get(item.external_id) if item.external_id else None) or (
             by_email.get(item.email) if item.email else None
         )
         values = {f: getattr(item, f) for f in FIELDS if getattr(item, f) is not None}
         if row is None:
-            values.setdefault("email_status", "subscribed")
-            values.setdefault("sms_status", "subscribed")
-            new_id = conn.execute(
-                customers.insert().values(
-                    **values, attributes=dict(item.attributes), created_at=now, updated_at=now
-                )
-            ).inserted_primary_key[0]
-            row = {"id": new_id, "attributes": dict(item.attributes), **values}
-            created += 1
+            row = {f: None for f in FIELDS} | {"email_status": "subscribed", "sms_status": "subscribed"}
+            row |= values | {"id": None, "attributes": dict(item.attributes)}
+            new.append(row)
         else:
-            attrs = {**(row["attributes"] or {}), **item.attributes}
-            conn.execute(
-                customers.update()
-                .where(customers.c.id == row["id"])
-                .values(**values, attributes=attrs, updated_at=now)
-            )
-            row.update(values, attributes=attrs)
+            row.update(values, attributes={**(row["attributes"] or {}), **item.attributes})
+            if row["id"] is not None:
+                changed[row["id"]] = row
         if row.get("email"):
             by_email[row["email"]] = row
         if row.get("external_id"):
             by_ext[row["external_id"]] = row
-        ids.append(row["id"])
-    return ids, created
+        rows.append(row)
+    if new:
+        inserted = conn.execute(
+            customers.insert().returning(customers.c.id, sort_by_parameter_order=True),
+            [{f: r[f] for f in FIELDS} | {"attributes": r["attributes"], "created_at": now,
+                                          "updated_at": now} for r in new],
+        ).scalars().all()
+        for row, new_id in zip(new, inserted, strict=True):
+            row["id"] = new_id
+    if changed:
+        conn.execute(
+            customers.update()
+            .where(customers.c.id == sa.bindparam("b_id"))
+            .values({f: sa.bindparam(f"b_{f}") for f in (*FIELDS, "attributes")} | {"updated_at": now}),
+            [{"b_id": cid} | {f"b_{f}": r[f] for f in (*FIELDS, "attributes")} for cid, r in changed.items()],
+        )
+    return [r["id"] for r in rows], len(new)
 
 
 def get(conn: sa.Connection, customer_id: int) -> dict[str, Any] | None:
