@@ -188,7 +188,7 @@ def main() -> None:
                 stop.wait(0.5)
 
         start = time.perf_counter()
-        workers = [subprocess.Popen([exe, "worker"], env=env, cwd=workdir) for _ in range(args.processes)]
+        workers = [subprocess.Popen([exe, "worker", "--processes", str(args.processes)], env=env, cwd=workdir)]
         poller = threading.Thread(target=poll)
         poller.start()
         while mailings.get(ctx, mailing["id"])["status"] == "sending":

@@ -41,11 +41,20 @@ class Handler:
     reject: dict[str, str] = field(default_factory=dict)
     defer: bool = False
     delay: float = 0.0
+    pipelining: bool = True
     gate: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.gate.set()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        """Advertise PIPELINING (RFC 2920) unless told not to; aiosmtpd reads
+        pipelined commands line by line either way."""
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if self.defer:

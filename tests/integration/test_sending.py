@@ -74,6 +74,19 @@ def test_send_now_delivers_every_reachable_customer_exactly_once(make_ctx, api_f
     assert "https://shop.example.com/x" not in html
 
 
+def test_a_server_without_pipelining_gets_one_command_at_a_time(make_ctx, api_for, smtp_server):
+    smtp_server.handler.pipelining = False
+    smtp_server.handler.reject["c001@example.org"] = "550 5.1.1 No such user"
+    ctx = make_ctx(smtp_url=smtp_server.url)
+    api = api_for(ctx)
+    mid = seed(api, 4)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    Worker(ctx).run_until_idle()
+    done = api.ok("GET", f"/mailings/{mid}")
+    assert (done["progress"]["sent"], done["progress"]["failed"]) == (3, 1)
+    assert sorted(smtp_server.recipients()) == ["c000@example.org", "c002@example.org", "c003@example.org"]
+
+
 def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
     make_ctx, api_for, smtp_server
 ):

@@ -37,20 +37,21 @@ MAC_BYTES = 16
 PURPOSES = frozenset({"open", "click", "unsub", "bounce"})
 _DOMAIN = b"tidings/"
 _MAX_ID_BYTES = 8
-_BASES: dict[tuple[bytes, str], hmac.HMAC] = {}
+_KEYS: dict[tuple[bytes, str], bytes] = {}
 
 
 def _mac(secret: bytes, purpose: str, payload: bytes) -> bytes:
-    base = _BASES.get((secret, purpose))
-    if base is None:
-        if len(_BASES) > 64:
-            _BASES.clear()
-        base = _BASES[(secret, purpose)] = hmac.new(
+    """Keyed BLAKE2b (RFC 7693 MAC mode) with a key derived per secret and purpose
+    by HMAC-SHA256: one C call per token, several times cheaper than an HMAC
+    object copy on the per-message path, where each email signs about eight."""
+    key = _KEYS.get((secret, purpose))
+    if key is None:
+        if len(_KEYS) > 64:
+            _KEYS.clear()
+        key = _KEYS[(secret, purpose)] = hmac.new(
             secret, _DOMAIN + purpose.encode() + b"\x00", hashlib.sha256
-        )
-    mac = base.copy()  # the keyed state is computed once per secret and purpose
-    mac.update(payload)
-    return mac.digest()[:MAC_BYTES]
+        ).digest()
+    return hashlib.blake2b(payload, key=key, digest_size=MAC_BYTES).digest()
 
 
 def _id_bytes(message_id: int) -> bytes:

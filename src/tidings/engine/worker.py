@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -51,6 +52,14 @@ class _Retry:
 
 
 @dataclass
+class _Group:
+    rows: Sequence[Any]
+    envelopes: list[Envelope]
+    broken: dict[int, str]
+    future: Future[list[Outcome]] | None = None
+
+
+@dataclass
 class Worker:
     ctx: Context
     transport: Transport | None = None
@@ -63,6 +72,7 @@ class Worker:
                                             timeout=s.smtp_timeout)
         self._renderers: dict[int, EmailRenderer | SmsRenderer] = {}
         self.secret = self.ctx.secret
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
         self.stop_event = threading.Event()
 
     # -- loop ------------------------------------------------------------------
@@ -81,6 +91,7 @@ class Worker:
         self.close()
 
     def close(self) -> None:
+        self._sender.shutdown(wait=True)
         if self.transport is not None:
             self.transport.close()
 
@@ -147,7 +158,12 @@ class Worker:
 
     def process(self, package: Package) -> None:
         """Send every queued message of the package; a started package is finished
-        even if its mailing is canceled meanwhile."""
+        even if its mailing is canceled meanwhile.
+
+        Rendering overlaps sending: while one group is with the SMTP server the
+        next is read and rendered, but it is marked in flight only after the
+        replies of the first are recorded, so at most one group is ever in flight.
+        """
         ctx, s = self.ctx, self.ctx.settings
         group_size = s.send_group if s.send_rate <= 0 else max(1, min(s.send_group, int(s.send_rate)))
         retry = _Retry()
@@ -155,22 +171,23 @@ class Worker:
             mailing = store.get(conn, package.mailing_id)
             assert mailing is not None
             renderer = self._renderer(conn, mailing)
+        in_flight: _Group | None = None
         while True:
-            with ctx.tx() as conn:
-                rows = store.next_group(conn, package, group_size)
-                if not rows:
-                    break
-                if not store.renew(conn, package.id, owner=self.owner, until=self._lease_until()):
-                    raise LeaseLost
-                marked = store.mark_in_flight(conn, package, rows[0].id, rows[-1].id)
-                if marked != len(rows):
-                    raise LeaseLost
-            envelopes, broken = self._render(renderer, rows)
-            throttle.wait(ctx.engine, len(envelopes), s.send_rate)
-            outcomes = self.transport.send(envelopes) if envelopes else []  # type: ignore[union-attr]
-            deferred = self._record(package, mailing, rows, envelopes, outcomes, broken)
-            if self._stopped_by_guards(package, mailing, deferred, outcomes, retry):
-                return
+            group = self._prepare_group(package, renderer, group_size)
+            if in_flight is not None:
+                assert in_flight.future is not None
+                outcomes = in_flight.future.result()
+                deferred = self._record(package, mailing, in_flight, outcomes)
+                in_flight = None
+                if self._stopped_by_guards(package, mailing, deferred, outcomes, retry):
+                    return
+                if deferred and group is None:
+                    continue  # the deferred messages are queued again: take them
+            if group is None:
+                break
+            self._mark_in_flight(package, group)
+            group.future = self._sender.submit(self._send, group.envelopes)
+            in_flight = group
         now = ctx.now()
         with ctx.tx() as conn:
             left = store.close_package(conn, package.id, done=True, now=now)
@@ -178,6 +195,30 @@ class Worker:
             if store.finish_if_done(conn, mailing["id"], now=now):
                 schedule_next_step(conn, mailing["id"], now=now)
                 self._renderers.pop(mailing["id"], None)
+
+    def _prepare_group(self, package: Package, renderer: EmailRenderer | SmsRenderer,
+                       size: int) -> _Group | None:
+        """Read and render the next queued messages (not yet marked)."""
+        with self.ctx.tx() as conn:
+            rows = store.next_group(conn, package, size)
+        if not rows:
+            return None
+        envelopes, broken = self._render(renderer, rows)
+        return _Group(rows=rows, envelopes=envelopes, broken=broken)
+
+    def _mark_in_flight(self, package: Package, group: _Group) -> None:
+        """Committed before anything of the group is handed to the server."""
+        first, last = group.rows[0].id, group.rows[-1].id
+        with self.ctx.tx() as conn:
+            if not store.renew(conn, package.id, owner=self.owner, until=self._lease_until()):
+                raise LeaseLost
+            if store.mark_in_flight(conn, package, first, last) != len(group.rows):
+                raise LeaseLost
+
+    def _send(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        s = self.ctx.settings
+        throttle.wait(self.ctx.engine, len(envelopes), s.send_rate)
+        return self.transport.send(envelopes) if envelopes else []  # type: ignore[union-attr]
 
     def _render(self, renderer: EmailRenderer | SmsRenderer, rows: Sequence[Any]
                 ) -> tuple[list[Envelope], dict[int, str]]:
@@ -192,10 +233,10 @@ class Worker:
                 broken[row.id] = f"cannot render the template for this customer: {exc}"
         return envelopes, broken
 
-    def _record(self, package: Package, mailing: dict[str, Any], rows: Sequence[Any],
-                envelopes: Sequence[Envelope], outcomes: Sequence[Outcome],
-                broken: dict[int, str]) -> int:
+    def _record(self, package: Package, mailing: dict[str, Any], group: _Group,
+                outcomes: Sequence[Outcome]) -> int:
         """Write the replies of one group; returns how many were deferred."""
+        rows, envelopes, broken = group.rows, group.envelopes, group.broken
         others: list[dict[str, Any]] = [
             {"id": mid, "status": "failed", "error": err, "smtp_code": None} for mid, err in broken.items()
         ]
