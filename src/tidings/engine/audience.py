@@ -17,8 +17,11 @@ _CONDITIONS = {
     "not_opened": lambda: messages.c.opened_at.is_(None),
     "clicked": lambda: messages.c.clicked_at.is_not(None),
     "not_clicked": lambda: messages.c.clicked_at.is_(None),
+    # Converted: the customer ordered after the previous step's message was sent,
+    # whichever mailing the order was credited to (a later, unrelated mailing may
+    # have taken the credit; the customer has bought all the same).
     "not_converted": lambda: ~sa.exists().where(
-        orders.c.mailing_id == messages.c.mailing_id, orders.c.customer_id == messages.c.customer_id
+        orders.c.customer_id == messages.c.customer_id, orders.c.ordered_at >= messages.c.sent_at
     ),
 }
 

@@ -202,7 +202,17 @@ def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action
                               "interrupt_code": None, "interrupt_message": None}):
         raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
     freeze(conn, mailing=row, package_size=ctx.settings.package_size)
-    store.finish_if_done(conn, row["id"], now=now)
+    _finish_if_done(conn, row["id"], now=now)
+
+
+def _finish_if_done(conn: sa.Connection, mailing_id: int, *, now: datetime) -> None:
+    """``sending`` -> ``sent`` when nothing is left to send (an empty audience, or
+    a resumed mailing that was interrupted after its last message); the chain's
+    next step is then scheduled, as the worker does when it sends the last package."""
+    from tidings.engine.worker import schedule_next_step
+
+    if store.finish_if_done(conn, mailing_id, now=now):
+        schedule_next_step(conn, mailing_id, now=now)
 
 
 def send_now(ctx: Context, mailing_id: int) -> dict[str, Any]:
@@ -223,6 +233,13 @@ def schedule(ctx: Context, mailing_id: int, send_at: datetime) -> dict[str, Any]
         if status is MailingStatus.SCHEDULED:
             rules.check_editable(status=status, send_at=row["send_at"], now=now)
         rules.check_schedulable(status=status, send_at=send_at, now=now)
+        if row["step"] > 1:
+            previous = next(s for s in store.chain(conn, row["chain_id"])
+                            if s["step"] == row["step"] - 1)
+            if previous["status"] != "sent":
+                raise Conflict("A later chain step can only be scheduled once the step before "
+                               "it has been sent; until then its chain schedules it.",
+                               code="chain_step")
         _check_ready(conn, ctx, row)
         store.update(conn, mailing_id, {"status": "scheduled", "send_at": send_at, "updated_at": now})
         return to_json(conn, _load(conn, mailing_id))
@@ -257,7 +274,7 @@ def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
             values |= store.GUARD_RESET
         if not store.move(conn, mailing_id, from_=[row["status"]], values=values):
             raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
-        store.finish_if_done(conn, mailing_id, now=now)
+        _finish_if_done(conn, mailing_id, now=now)
         return to_json(conn, _load(conn, mailing_id))
 
 
