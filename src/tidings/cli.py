@@ -79,16 +79,58 @@ def _bootstrap_token(ctx) -> str:  # type: ignore[no-untyped-def]
     return token
 
 
-@main.command()
-def worker() -> None:
-    """A sending worker and scheduler only; many may share one PostgreSQL."""
+def _run_worker() -> None:
     from tidings.engine.worker import Worker
 
     _logging()
-    w = Worker(_context())
+    w = Worker(_context(migrate=False))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: w.stop_event.set())
     w.run()
+
+
+@main.command()
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Sending processes on this host (one per core is a good start).")
+def worker(processes: int) -> None:
+    """A sending worker and scheduler only; many may share one PostgreSQL.
+
+    With ``TIDINGS_BOUNCE_LISTEN`` this process also runs the inbound listener
+    for bounces and complaints (one per host, in the parent process)."""
+    from tidings.services import feedback
+
+    _logging()
+    ctx = _context()  # migrates once, before any worker starts
+    listener = feedback.start_listener(ctx)
+    try:
+        if processes == 1:
+            _run_worker()
+        else:
+            _supervise(processes)
+    finally:
+        if listener is not None:
+            listener.stop()
+        ctx.close()
+
+
+def _supervise(processes: int) -> None:
+    """Run ``processes`` workers in child processes until SIGTERM or SIGINT."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    children = [spawn.Process(target=_run_worker, name=f"tidings-worker-{i}") for i in range(processes)]
+    for child in children:
+        child.start()
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: each finishes its group and stops
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
 
 
 @main.command()

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     sms_url: str | None = None
     dns_server: str | None = None
+    # What authorizes the sending host in the SPF record we advise: an IP address, a
+    # relay's SPF domain, or SPF mechanisms; unset means "a mx" (see domain/domains.py).
+    spf_include: str | None = None
     bounce_listen: str | None = None
     max_bounce_rate: float = Field(default=0.05, ge=0, le=1)
     max_complaint_rate: float = Field(default=0.003, ge=0, le=1)

@@ -1,16 +1,26 @@
-"""Per-mailing message assembly: compile once, fill in only the personal parts."""
+"""Per-mailing message assembly: compile once, fill in only the personal parts.
+
+Email from a verified sending domain is DKIM-signed: :func:`renderer_for`
+decrypts the domain's key once per renderer (one per mailing and worker) and
+every envelope is signed with it.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
 
 from tidings.domain.templates import compile_email, compile_sms
 from tidings.domain.tracking import sign_click, sign_message_token
+from tidings.store import domains as domain_store
 from tidings.store.tables import templates
 from tidings.transports.base import Envelope
+from tidings.transports.dkim import DkimSigner, UndecryptableSecret, decrypt_secret
 from tidings.transports.mime import MessageFactory
+
+log = logging.getLogger("tidings.worker")
 
 
 def customer_context(row: Any) -> dict[str, Any]:
@@ -31,11 +41,13 @@ class EmailRenderer:
 
     The template is compiled and the MIME skeleton precomputed once; per message
     only the template is rendered, links are signed and the parts are joined.
+    With a ``signer`` every message is DKIM-signed.
     """
 
     def __init__(self, *, mailing: dict[str, Any], template: dict[str, Any], secret: bytes,
-                 public_url: str) -> None:
+                 public_url: str, signer: DkimSigner | None = None) -> None:
         self.mailing = mailing
+        self.signer = signer
         self.secret = secret
         self.base = public_url.rstrip("/")
         self.domain = mailing["from_email"].rsplit("@", 1)[1]
@@ -71,6 +83,8 @@ class EmailRenderer:
             subject=rendered.subject, html=rendered.html, text=rendered.text,
             list_unsubscribe=unsubscribe,
         )
+        if self.signer is not None:
+            data = self.signer.sign(data)
         return Envelope(message_id=mid, mail_from=self.mail_from(mid), rcpt=row.address, data=data)
 
 
@@ -93,8 +107,32 @@ class SmsRenderer:
                         data=text.encode())
 
 
+def dkim_signer(conn: sa.Connection, from_email: str, *, secret: bytes) -> DkimSigner | None:
+    """The signer of the verified sending domain of ``from_email``, or None.
+
+    A key the secret cannot decrypt (``TIDINGS_SECRET_KEY`` changed) is logged
+    as an error and the mail goes out unsigned rather than not at all; restore
+    the old secret, or delete and add the domain again for a new key.
+    """
+    domain = from_email.rsplit("@", 1)[1].lower()
+    found = domain_store.signing_key(conn, domain)
+    if found is None:
+        return None
+    selector, sealed = found
+    try:
+        return DkimSigner(domain, selector, decrypt_secret(secret, sealed))
+    except UndecryptableSecret:
+        log.error("the DKIM key of %s cannot be decrypted with the current secret key; "
+                  "its mail goes out unsigned", domain)
+        return None
+
+
 def renderer_for(conn: sa.Connection, mailing: dict[str, Any], *, secret: bytes,
                  public_url: str) -> EmailRenderer | SmsRenderer:
     template = conn.execute(sa.select(templates).where(templates.c.id == mailing["template_id"])).one()
-    cls = EmailRenderer if mailing["channel"] == "email" else SmsRenderer
-    return cls(mailing=mailing, template=dict(template._mapping), secret=secret, public_url=public_url)
+    if mailing["channel"] == "email":
+        return EmailRenderer(mailing=mailing, template=dict(template._mapping), secret=secret,
+                             public_url=public_url,
+                             signer=dkim_signer(conn, mailing["from_email"], secret=secret))
+    return SmsRenderer(mailing=mailing, template=dict(template._mapping), secret=secret,
+                       public_url=public_url)
