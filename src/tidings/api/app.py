@@ -190,12 +190,16 @@ def build_router() -> APIRouter:
 
 def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
     """The application; with ``run_worker`` a sending worker (and scheduler) runs
-    in a background thread for the life of the app."""
+    in a background thread for the life of the app, and with ``TIDINGS_BOUNCE_LISTEN``
+    the inbound listener for bounces and complaints (``app.state.bounce_listener``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from tidings.services import feedback
+
         worker = None
         thread = None
+        app.state.bounce_listener = listener = feedback.start_listener(ctx)
         if run_worker:
             from tidings.engine.worker import Worker
 
@@ -208,12 +212,25 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
             if worker is not None and thread is not None:
                 worker.stop_event.set()
                 thread.join(timeout=30)
+            if listener is not None:
+                listener.stop()
 
     app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan,
                   description="Email and SMS mailings to a shop's customers.")
     app.state.ctx = ctx
     errors.install(app)
     app.include_router(build_router())
+    from tidings.web import build_web_router
+
+    app.include_router(build_web_router(ctx))
+    from tidings.api.engagement import build_engagement_router
+    from tidings.api.public import build_public_router
+
+    app.include_router(build_engagement_router())
+    app.include_router(build_public_router())
+    from tidings.api.deliverability import build_deliverability_router
+
+    app.include_router(build_deliverability_router())
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -1,0 +1,63 @@
+"""The web UI for managers: server-rendered pages with htmx, served at ``/``.
+
+``build_web_router(ctx)`` returns the router to include in the FastAPI app::
+
+    app.include_router(build_web_router(ctx))
+
+Pages call the same service layer as the API; people sign in with email and
+password (a signed session cookie), and every POST carries a CSRF token.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+
+from tidings.services.context import Context
+from tidings.web.routing import TEMPLATES, route_class
+from tidings.web.views import auth, customers, domains, mailings, quota, segments, templates
+
+STATIC = Path(__file__).with_name("static")
+MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
+               ".txt": "text/plain"}
+
+
+def _static_router() -> APIRouter:
+    """The vendored files, outside the session machinery (no cookie on them)."""
+    r = APIRouter(include_in_schema=False)
+    files = {p.name: p for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
+
+    @r.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        path = files.get(name)
+        if path is None:
+            raise HTTPException(status_code=404)
+        return FileResponse(path, media_type=MEDIA_TYPES[path.suffix],
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    return r
+
+
+def build_web_router(ctx: Context) -> APIRouter:
+    """Every page of the UI, bound to ``ctx``; include it at the app's root."""
+    r = APIRouter(route_class=route_class(ctx), include_in_schema=False)
+    r.include_router(_static_router())
+    auth.add_routes(r, ctx)
+    customers.add_routes(r, ctx)
+    segments.add_routes(r, ctx)
+    templates.add_routes(r, ctx)
+    mailings.add_routes(r, ctx)
+    quota.add_routes(r, ctx)
+    name = "tidings.services.domains"
+    service = importlib.import_module(name) if importlib.util.find_spec(name) else None
+    TEMPLATES.env.globals["has_domains"] = domains.available(service)
+    if service is not None and domains.available(service):
+        domains.add_routes(r, ctx, service)
+    return r
+
+
+__all__ = ["build_web_router"]

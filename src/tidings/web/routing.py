@@ -1,0 +1,214 @@
+"""The plumbing every page shares: session loading, CSRF, rendering and errors.
+
+:func:`route_class` makes the :class:`~fastapi.routing.APIRoute` subclass used
+by every web route. Around each handler it loads the signed session, refuses a
+POST without the session's CSRF token, turns :class:`SignInRequired` into a
+redirect to the sign-in page and any other :class:`TidingsError` into an HTML
+error page (the API's JSON error handlers never see a web route's error), and
+writes the session cookie back when it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import ClientDisconnect
+
+from tidings import __version__
+from tidings.errors import Forbidden, InvalidInput, TemplateSyntaxError, TidingsError
+from tidings.services.auth import Actor
+from tidings.services.context import Context
+from tidings.web import session as sessions
+from tidings.web.session import Session
+
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in person."""
+
+
+class CsrfFailed(Exception):
+    """A POST without the session's CSRF token."""
+
+
+def _when(value: str | datetime | None) -> str:
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def _options(items: list[dict[str, Any]], *, blank: str | None = None,
+             channel: str | None = None) -> list[tuple[Any, str]]:
+    """``(id, label)`` pairs for a select of segments or templates (of one channel)."""
+    pairs = [(item["id"], item["name"] + (f" ({item['channel']})" if "channel" in item else ""))
+             for item in items if channel is None or item.get("channel") in (None, channel)]
+    return ([("", blank)] if blank is not None else []) + pairs
+
+
+TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.globals["options"] = _options
+TEMPLATES.env.filters["number"] = _number
+TEMPLATES.env.globals["static"] = lambda name: f"/static/{name}?v={__version__}"
+
+
+# -- the session and who is signed in -------------------------------------------------
+
+
+def session_of(request: Request) -> Session:
+    return request.state.session  # type: ignore[no-any-return]
+
+
+def set_session(request: Request, session: Session) -> None:
+    request.state.session = session
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    """A message shown once, on the next page rendered."""
+    set_session(request, session_of(request).with_flash(kind, message))
+
+
+def signed_in(request: Request) -> Actor:
+    actor = session_of(request).actor
+    if actor is None:
+        raise SignInRequired()
+    return actor
+
+
+def admin(request: Request) -> Actor:
+    actor = signed_in(request)
+    if not actor.is_admin:
+        raise Forbidden("Only an admin may see this page.")
+    return actor
+
+
+async def form_data(request: Request) -> FormData:
+    return await request.form()
+
+
+Who = Annotated[Actor, Depends(signed_in)]
+Admin = Annotated[Actor, Depends(admin)]
+Form = Annotated[FormData, Depends(form_data)]
+
+
+# -- responses -------------------------------------------------------------------------
+
+
+def render(request: Request, template: str, /, *, status_code: int = 200, fragment: bool = False,
+           **context: Any) -> HTMLResponse:
+    """Render ``template``; a full page shows (and uses up) the pending flash messages."""
+    current = session_of(request)
+    messages = () if fragment else current.flash
+    if messages:
+        set_session(request, current.without_flash())
+    response = TEMPLATES.TemplateResponse(
+        request, template, {"actor": current.actor, "csrf": current.csrf, "flashes": messages,
+                        "path": request.url.path, **context},
+        status_code=status_code,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def field_errors(exc: TidingsError) -> dict[str, str]:
+    """``{field: message}`` to show next to the field, or ``{"_": message}`` for the form."""
+    message = exc.message
+    if isinstance(exc, TemplateSyntaxError) and exc.line and f"line {exc.line}" not in message:
+        message = f"Line {exc.line}: {message}"
+    if isinstance(exc, InvalidInput) and exc.field:
+        return {exc.field: message}
+    return {"_": message}
+
+
+def _to_sign_in(request: Request) -> Response:
+    target = "/sign-in"
+    if request.method == "GET" and request.url.path not in ("/", "/sign-in"):
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target += "?next=" + quote(path, safe="")
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return redirect(target)
+
+
+def _error_page(request: Request, exc: TidingsError) -> Response:
+    title = {404: "Not found", 403: "Not allowed"}.get(exc.status, "Something is wrong")
+    return render(request, "error.html", status_code=exc.status, message=exc.message, title=title)
+
+
+async def _check_csrf(request: Request, current: Session) -> None:
+    token = request.headers.get(sessions.CSRF_HEADER)
+    if token is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(sessions.CSRF_FIELD)
+        token = value if isinstance(value, str) else None
+    if not current.csrf_ok(token):
+        raise CsrfFailed()
+
+
+def route_class(ctx: Context) -> type[APIRoute]:
+    """The route class of the web router, bound to ``ctx`` for the session key."""
+
+    class WebRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def handle(request: Request) -> Response:
+                secret: bytes = await run_in_threadpool(lambda: ctx.secret)
+                loaded = sessions.load(request.cookies.get(sessions.COOKIE), secret)
+                start = loaded or Session()
+                set_session(request, start)
+                try:
+                    if request.method == "POST":
+                        await _check_csrf(request, start)
+                    response = await handler(request)
+                except SignInRequired:
+                    response = _to_sign_in(request)
+                except CsrfFailed:
+                    response = render(request, "error.html", status_code=403, title="Form expired",
+                                      message="This form is out of date (or came from another "
+                                              "site). Go back, reload the page and try again.")
+                except TidingsError as exc:
+                    response = _error_page(request, exc)
+                except ClientDisconnect:  # the browser left (e.g. navigated away mid-htmx)
+                    return Response(status_code=400)
+                final = session_of(request)
+                if loaded is None or final != loaded:
+                    response.set_cookie(sessions.COOKIE, sessions.dump(final, secret),
+                                        max_age=sessions.MAX_AGE, httponly=True, samesite="lax",
+                                        path="/")
+                for key, value in SECURITY_HEADERS.items():
+                    response.headers.setdefault(key, value)
+                return response
+
+            return handle
+
+    return WebRoute

@@ -1,0 +1,60 @@
+"""Sending domains (``tidings.services.domains``): records to publish, verify, health."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from tidings.errors import TidingsError
+from tidings.services.context import Context
+from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
+
+NEEDED = ("list_", "create", "verify")
+
+
+def available(service: ModuleType | None) -> bool:
+    return service is not None and all(hasattr(service, name) for name in NEEDED)
+
+
+def add_routes(r: APIRouter, ctx: Context, service: ModuleType) -> None:
+    health = getattr(service, "health", None)
+
+    def page(request: Request, *, errors: dict[str, str], values: dict[str, str],
+             status: int = 200) -> Response:
+        found: list[dict[str, Any]] = service.list_(ctx)
+        healths = {d["id"]: health(ctx, d["id"]) for d in found} if health else {}
+        return render(request, "domains.html", status_code=status, domains=found,
+                      healths=healths, errors=errors, values=values)
+
+    @r.get("/domains")
+    def domains_page(request: Request, actor: Who) -> Response:
+        return page(request, errors={}, values={})
+
+    @r.post("/domains")
+    def add_domain(request: Request, actor: Who, form: Form) -> Response:
+        name = str(form.get("domain", "")).strip()
+        try:
+            domain = service.create(ctx, {"domain": name})
+        except TidingsError as exc:
+            message = next(iter(field_errors(exc).values()))
+            return page(request, errors={"domain": message}, values={"domain": name},
+                        status=exc.status)
+        flash(request, f"{domain['domain']} added: publish its records, then verify it.")
+        return redirect("/domains")
+
+    @r.post("/domains/{domain_id}/verify")
+    def verify(request: Request, actor: Who, domain_id: int) -> Response:
+        try:
+            domain = service.verify(ctx, domain_id)
+        except TidingsError as exc:
+            flash(request, exc.message, "error")
+            return redirect("/domains")
+        if domain.get("verified"):
+            flash(request, f"{domain['domain']} is verified: mail can go out from it.")
+        else:
+            flash(request, f"{domain['domain']} is not verified yet: see the records marked "
+                           "“no”. DNS changes can take a while to show.", "error")
+        return redirect("/domains")

@@ -1,0 +1,263 @@
+"""Mailings: the list, the mailing page with its status line and actions, chain steps."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import zoneinfo
+from collections.abc import Callable
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from tidings.domain import mailings as rules
+from tidings.domain.mailings import Action, MailingStatus
+from tidings.errors import InvalidInput, MailingLocked, TidingsError
+from tidings.services import audience, content, mailings
+from tidings.services.context import Context
+from tidings.web import charts
+from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
+
+PAGE_SIZE = 50
+STATUS_NAMES = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Being sent",
+                "sent": "Sent", "canceled": "Canceled", "interrupted": "Interrupted"}
+CONDITIONS = {"all": "everyone who got the step before",
+              "opened": "those who opened the step before",
+              "not_opened": "those who did not open the step before",
+              "clicked": "those who clicked in the step before",
+              "not_clicked": "those who did not click in the step before",
+              "not_converted": "those who did not buy after the step before"}
+BASES = {"received": "received the message", "opened": "opened it", "clicked": "clicked a link"}
+CHARTED = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "complained")
+EDIT_FIELDS = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to")
+
+
+def _optional(name: str) -> Any:
+    """A service module that other issues add (statistics, domains), if it is there."""
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
+
+
+@cache
+def timezones() -> list[tuple[str, str]]:
+    return [(zone, zone.replace("_", " ")) for zone in sorted(zoneinfo.available_timezones())]
+
+
+def _aware(local: str, tz: str) -> datetime:
+    """``2025-05-01T09:30`` in the zone ``tz`` as an aware datetime."""
+    try:
+        zone = zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"Choose a time zone from the list ({tz!r} is not one).",
+                           field="tz") from None
+    try:
+        return datetime.fromisoformat(local).replace(tzinfo=zone)
+    except ValueError:
+        raise InvalidInput("Give the date and time to send, e.g. 2025-05-01 09:30.",
+                           field="send_at") from None
+
+
+def _form_values(form: Any) -> dict[str, Any]:
+    """The mailing fields of a settings form; empty means "not set", ids are numbers."""
+    values: dict[str, Any] = {}
+    for key in EDIT_FIELDS:
+        if key in form:
+            text = str(form.get(key, "")).strip()
+            values[key] = (int(text) if text.isdigit() else text or None) if key.endswith("_id") \
+                else text or None
+    return values
+
+
+def _conversion(form: Any, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    if "window_days" not in form:
+        return None
+    text = str(form.get("window_days", "")).strip()
+    if not text.isdigit():
+        raise InvalidInput("The conversion window is a whole number of days from 1 to 365.",
+                           field="conversion.window_days")
+    basis = str(form.get("basis", "received"))
+    return {**(current or {}), "window_days": int(text), "basis": basis}
+
+
+def _editable(mailing: dict[str, Any], now: datetime) -> tuple[bool, str | None]:
+    send_at = datetime.fromisoformat(mailing["send_at"]) if mailing["send_at"] else None
+    try:
+        rules.check_editable(status=MailingStatus(mailing["status"]), send_at=send_at, now=now)
+    except MailingLocked as exc:
+        return False, exc.message
+    return True, None
+
+
+def add_routes(r: APIRouter, ctx: Context) -> None:
+    stats_service = _optional("tidings.services.stats")
+
+    def statistics(mailing: dict[str, Any]) -> dict[str, Any]:
+        """The statistics panel (when the statistics service exists and sending started)."""
+        if stats_service is None or MailingStatus(mailing["status"]) not in rules.STARTED:
+            return {"stats": None, "bars": [], "timeline": None}
+        stats = stats_service.mailing_stats(ctx, mailing["id"])
+        shown = [(key.capitalize(), float(stats[key])) for key in CHARTED if key in stats]
+        return {"stats": stats, "bars": charts.bars(shown) if stats.get("sent") else [],
+                "timeline": stats.get("timeline"), "polyline": charts.polyline}
+
+    def audience_of(mailing: dict[str, Any]) -> dict[str, Any]:
+        """The segment (a later chain step uses its first step's) and, before sending,
+        how many it reaches."""
+        segment_id = mailing["segment_id"] if mailing["step"] == 1 else \
+            mailings.get(ctx, mailing["chain_id"])["segment_id"]
+        if segment_id is None:
+            return {"segment": None, "reach": None}
+        waiting = mailing["status"] in ("draft", "scheduled")
+        return {"segment": audience.get_segment(ctx, segment_id),
+                "reach": audience.count_segment(ctx, segment_id) if waiting else None}
+
+    def mailing_page(request: Request, mailing_id: int, *, status: int = 200,
+                     errors: dict[str, dict[str, str]] | None = None,
+                     values: dict[str, dict[str, Any]] | None = None) -> Response:
+        mailing = mailings.get(ctx, mailing_id)
+        state = MailingStatus(mailing["status"])
+        editable, lock_reason = _editable(mailing, ctx.now())
+        return render(
+            request, "mailing.html", status_code=status, mailing=mailing,
+            **audience_of(mailing), **statistics(mailing),
+            templates={t["id"]: t for t in content.list_templates(ctx)},
+            segments=audience.list_segments(ctx), package_size=ctx.settings.package_size,
+            smtp_retry_for=ctx.settings.smtp_retry_for, lock_before=rules.LOCK_BEFORE,
+            after_cancel=rules.next_status(state, Action.CANCEL).value
+            if "cancel" in mailing["actions"] else None,
+            deletable=rules.is_deletable(status=state, step=mailing["step"],
+                                         has_statistics=mailing["progress"]["total"] > 0),
+            editable=editable, lock_reason=lock_reason, conditions=CONDITIONS, bases=BASES,
+            timezones=timezones(), errors=errors or {}, values=values or {},
+        )
+
+    def act(request: Request, mailing_id: int, action: Callable[[], dict[str, Any]],
+            done: str) -> Response:
+        """Run one mailing action; its refusal is shown on the mailing page."""
+        try:
+            mailing = action()
+        except TidingsError as exc:
+            flash(request, exc.message, "error")
+            return redirect(f"/mailings/{mailing_id}")
+        flash(request, done.format(**mailing))
+        return redirect(f"/mailings/{mailing['id']}")
+
+    @r.get("/mailings")
+    def mailings_page(request: Request, actor: Who, status: str = "", fragment: bool = False,
+                      page: Annotated[int, Query(ge=1)] = 1) -> Response:
+        found = mailings.list_(ctx, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+                               status=status if status in STATUS_NAMES else None)
+        return render(request, "_mailings_table.html" if fragment else "mailings.html",
+                      fragment=fragment, mailings=found[:PAGE_SIZE], page=page,
+                      has_next=len(found) > PAGE_SIZE, status=status, statuses=STATUS_NAMES,
+                      polling=any(m["status"] == "sending" for m in found))
+
+    @r.get("/mailings/new")
+    def new_mailing(request: Request, actor: Who) -> Response:
+        return render(request, "mailing_new.html", values={"channel": "email"}, errors={},
+                      segments=audience.list_segments(ctx), templates=content.list_templates(ctx))
+
+    @r.post("/mailings/new")
+    def create_mailing(request: Request, actor: Who, form: Form) -> Response:
+        values = _form_values(form) | {"channel": str(form.get("channel", "email"))}
+        try:
+            mailing = mailings.create(ctx, values)
+        except TidingsError as exc:
+            return render(request, "mailing_new.html", status_code=exc.status, values=values,
+                          errors=field_errors(exc), segments=audience.list_segments(ctx),
+                          templates=content.list_templates(ctx))
+        flash(request, f"Draft {mailing['name']} created. Check it, then send or schedule it.")
+        return redirect(f"/mailings/{mailing['id']}")
+
+    @r.get("/mailings/{mailing_id}")
+    def mailing(request: Request, actor: Who, mailing_id: int) -> Response:
+        return mailing_page(request, mailing_id)
+
+    @r.get("/mailings/{mailing_id}/status")
+    def status_line(request: Request, actor: Who, mailing_id: int, was: str = "") -> Response:
+        """The live part of the page; a changed status reloads the whole page (new buttons)."""
+        current = mailings.get(ctx, mailing_id)
+        if was and current["status"] != was:
+            return Response(status_code=204, headers={"HX-Refresh": "true"})
+        return render(request, "_mailing_status.html", fragment=True, mailing=current)
+
+    @r.post("/mailings/{mailing_id}/edit")
+    def edit(request: Request, actor: Who, mailing_id: int, form: Form) -> Response:
+        values = _form_values(form)
+        try:
+            conversion = _conversion(form, mailings.get(ctx, mailing_id)["conversion"])
+            changes = values | ({"conversion": conversion} if conversion else {})
+            mailings.update(ctx, mailing_id, changes)
+        except TidingsError as exc:
+            return mailing_page(request, mailing_id, status=exc.status,
+                                errors={"edit": field_errors(exc)},
+                                values={"edit": values | {k: form.get(k) for k in
+                                                          ("window_days", "basis")}})
+        flash(request, "Changes saved.")
+        return redirect(f"/mailings/{mailing_id}")
+
+    @r.post("/mailings/{mailing_id}/send")
+    def send_now(request: Request, actor: Who, mailing_id: int) -> Response:
+        return act(request, mailing_id, lambda: mailings.send_now(ctx, mailing_id),
+                   "Sending {name} has started.")
+
+    @r.post("/mailings/{mailing_id}/schedule")
+    def schedule(request: Request, actor: Who, mailing_id: int, form: Form) -> Response:
+        local, tz = str(form.get("send_at", "")), str(form.get("tz", "UTC"))
+        try:
+            mailings.schedule(ctx, mailing_id, _aware(local, tz))
+        except InvalidInput as exc:
+            return mailing_page(request, mailing_id, status=422,
+                                errors={"schedule": field_errors(exc)},
+                                values={"schedule": {"send_at": local, "tz": tz}})
+        except TidingsError as exc:
+            flash(request, exc.message, "error")
+            return redirect(f"/mailings/{mailing_id}")
+        flash(request, f"Scheduled for {local.replace('T', ' ')} ({tz}).")
+        return redirect(f"/mailings/{mailing_id}")
+
+    @r.post("/mailings/{mailing_id}/cancel")
+    def cancel(request: Request, actor: Who, mailing_id: int) -> Response:
+        return act(request, mailing_id, lambda: mailings.cancel(ctx, mailing_id),
+                   "{name} is now {status_label}.")
+
+    @r.post("/mailings/{mailing_id}/resume")
+    def resume(request: Request, actor: Who, mailing_id: int) -> Response:
+        return act(request, mailing_id, lambda: mailings.resume(ctx, mailing_id, actor=actor),
+                   "Sending {name} resumed.")
+
+    @r.post("/mailings/{mailing_id}/copy")
+    def copy(request: Request, actor: Who, mailing_id: int) -> Response:
+        return act(request, mailing_id, lambda: mailings.copy(ctx, mailing_id),
+                   "This is a new draft, {name}.")
+
+    @r.post("/mailings/{mailing_id}/delete")
+    def delete(request: Request, actor: Who, mailing_id: int) -> Response:
+        name = mailings.get(ctx, mailing_id)["name"]
+        try:
+            mailings.delete(ctx, mailing_id)
+        except TidingsError as exc:
+            flash(request, exc.message, "error")
+            return redirect(f"/mailings/{mailing_id}")
+        flash(request, f"Mailing {name} deleted.")
+        return redirect("/mailings")
+
+    @r.post("/mailings/{mailing_id}/steps")
+    def add_step(request: Request, actor: Who, mailing_id: int, form: Form) -> Response:
+        values = {k: str(form.get(k, "")).strip()
+                  for k in ("template_id", "delay_hours", "condition")}
+        try:
+            delay = float(values["delay_hours"] or 24)
+        except ValueError:
+            delay = -1.0
+        data = {"template_id": int(values["template_id"]) if values["template_id"].isdigit()
+                else None, "delay_hours": delay, "condition": values["condition"] or "all"}
+        try:
+            step = mailings.add_step(ctx, mailing_id, data)
+        except TidingsError as exc:
+            return mailing_page(request, mailing_id, status=exc.status,
+                                errors={"step": field_errors(exc)}, values={"step": values})
+        flash(request, f"Step {step['step']} added: {step['name']}.")
+        return redirect(f"/mailings/{mailing_id}")

@@ -1,0 +1,425 @@
+"""The web UI in a real browser: Debian's Chromium, driven by Playwright.
+
+Each test serves the whole app (API and web UI) with uvicorn in a thread on a
+free loopback port, against its own SQLite file; the tests that send run a
+worker in another thread, writing mail to an outbox folder. Screenshots of the
+main pages go to ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tidings.config import Settings
+from tidings.engine.worker import Worker
+from tidings.services import audience, auth, content, mailings
+from tidings.services.context import Context
+from tidings.store.db import make_engine
+from tidings.web import session as sessions
+from tidings.web.session import Session
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+EMAIL, PASSWORD = "manager@shop.example", "correct horse battery"
+
+
+@dataclass
+class Site:
+    """One running app: its base URL and the service context behind it."""
+
+    url: str
+    ctx: Context
+
+    def __call__(self, path: str) -> str:
+        return self.url + path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _app(ctx: Context) -> Any:
+    from starlette.routing import NoMatchFound
+
+    from tidings.api.app import create_app
+    from tidings.web import build_web_router
+
+    app = create_app(ctx)
+    try:
+        app.url_path_for("sign_in_page")  # already wired into the app
+    except NoMatchFound:
+        app.include_router(build_web_router(ctx))
+    return app
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def serve(sqlite_template: Path, tmp_path: Path) -> Iterator[Callable[..., Site]]:
+    """``serve(**settings)`` -> a running :class:`Site`; ``with_user=True`` adds the admin
+    :data:`EMAIL` who signs in with :data:`PASSWORD`, ``with_worker=True`` runs a
+    sending worker (and scheduler) in a thread."""
+    stops: list[Callable[[], None]] = []
+
+    def start(*, with_user: bool = False, with_worker: bool = False, **overrides: Any) -> Site:
+        db = tmp_path / "tidings.db"
+        shutil.copy(sqlite_template, db)
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{db}", "smtp_url": f"file://{tmp_path / 'outbox'}",
+            "secret_key": "browser-test-secret", "public_url": "http://tidings.test",
+            "require_verified_domain": False, "poll_interval": 0.05, "smtp_retry_for": 0,
+        } | overrides
+        ctx = Context(settings=Settings(_env_file=None, **values),  # type: ignore[call-arg]
+                      engine=make_engine(values["database_url"]))
+        if with_user:
+            auth.create_user(ctx, email=EMAIL, password=PASSWORD, role="admin")
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(_app(ctx), host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        web = threading.Thread(target=server.run, name="web", daemon=True)
+        web.start()
+        worker = Worker(ctx)
+        sender = threading.Thread(target=worker.run, name="worker", daemon=True)
+        if with_worker:
+            sender.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        def stop() -> None:
+            worker.stop_event.set()
+            server.should_exit = True
+            if with_worker:
+                sender.join(timeout=10)
+            web.join(timeout=10)
+            ctx.close()
+
+        stops.append(stop)
+        return Site(url=f"http://127.0.0.1:{port}", ctx=ctx)
+
+    yield start
+    for stop in stops:
+        stop()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(timezone_id="Europe/Riga", locale="en-GB",
+                                  viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def sign_in(page: Page, site: Site, path: str = "/mailings") -> None:
+    """Arrive signed in as an admin: the session cookie the sign-in form would set
+    (the form itself, and its password hashing, are tested once, below)."""
+    session = Session().signed_in(email=EMAIL, role="admin")
+    page.context.add_cookies([{"name": sessions.COOKIE, "url": site.url,
+                               "value": sessions.dump(session, site.ctx.secret)}])
+    page.goto(site(path))
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def seed(ctx: Context, *, customers: int) -> dict[str, Any]:
+    """Customers, a segment of everyone, an email template and a draft mailing to them."""
+    audience.upsert_customers(ctx, [
+        {"email": f"customer{i}@example.com", "first_name": f"Name{i}",
+         "attributes": {"city": "Riga" if i % 2 else "Lyon"}} for i in range(customers)
+    ])
+    segment = audience.create_segment(ctx, {"name": "Everyone", "rules": {}})
+    template = content.create_template(ctx, {
+        "name": "Spring sale", "channel": "email", "subject": "Hi {{ customer.first_name }}",
+        "html": "<p>Hello {{ customer.first_name }}, <a href='https://shop.example/'>shop</a></p>",
+    })
+    mailing = mailings.create(ctx, {"name": "Spring sale", "segment_id": segment["id"],
+                                    "template_id": template["id"]})
+    return {"segment": segment, "template": template, "mailing": mailing}
+
+
+def nav(page: Page, name: str) -> Any:
+    return page.get_by_role("navigation", name="Main").get_by_role("link", name=name)
+
+
+def schedule_button(page: Page) -> Any:
+    return page.locator("details.confirm[open]").get_by_role("button", name="Schedule")
+
+
+def status_line(page: Page) -> Any:
+    return page.locator("#status-line")
+
+
+# -- the tests ----------------------------------------------------------------------------
+
+
+def test_sign_in_is_required_and_a_wrong_password_is_refused(serve, page: Page) -> None:
+    site = serve(with_user=True)
+    page.goto(site("/customers"))
+    expect(page).to_have_url(site("/sign-in?next=%2Fcustomers"))
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    shot(page, "sign-in")
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(site("/customers"))
+    expect(page.get_by_text("No customers yet.")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_have_text("You are signed out.")
+    page.goto(site("/mailings"))
+    expect(page).to_have_url(site("/sign-in?next=%2Fmailings"))
+
+
+def test_a_csv_import_keeps_good_lines_and_reports_the_bad_one(serve, page: Page) -> None:
+    site = serve()
+    sign_in(page, site)
+    nav(page, "Customers").click()
+    page.get_by_role("link", name="Import a CSV file").first.click()
+    csv = (b"email,first_name,last_name,city\n"
+           b"anna@example.com,Anna,Novak,Riga\n"
+           b"not-an-address,Boris,Ivanov,Lyon\n"
+           b"chloe@example.com,Chloe,Martin,Riga\n")
+    page.get_by_label("CSV file").set_input_files(
+        files=[{"name": "customers.csv", "mimeType": "text/csv", "buffer": csv}])
+    page.get_by_role("button", name="Import").click()
+
+    expect(page.get_by_role("status")).to_contain_text("2 created")
+    expect(page.get_by_role("status")).to_contain_text("1 line not imported")
+    bad = page.locator("table.errors tbody tr")
+    expect(bad).to_have_count(1)
+    expect(bad.locator("td").first).to_have_text("3")
+    expect(bad.locator("td").nth(1)).to_contain_text("email")
+    shot(page, "customers-import")
+
+    page.get_by_role("link", name="See the customers").click()
+    expect(page.locator("tbody tr")).to_have_count(2)
+    page.get_by_label("Search by email, name or phone").fill("chloe")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    shot(page, "customers")
+    page.get_by_role("link", name="chloe@example.com").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Chloe Martin")
+    expect(page.get_by_text("No mailing has reached this customer yet.")).to_be_visible()
+    expect(page.locator("dl.details").first).to_contain_text("Riga")
+    shot(page, "customer")
+
+
+def test_the_segment_builder_counts_the_audience_live(serve, page: Page) -> None:
+    site = serve()
+    seed(site.ctx, customers=10)
+    sign_in(page, site, "/segments/new")
+    page.get_by_label("Name", exact=True).fill("Riga")
+    row = page.locator(".rule-row").first
+    row.get_by_label("Field").select_option(label="Attribute…")
+    row.get_by_label("Attribute name").fill("city")
+    row.get_by_label("Operator").select_option("eq")
+    row.get_by_label("Value").fill("Riga")
+    count = page.locator("#segment-count")
+    expect(count).to_contain_text("5 customers match: 5 reachable by email, 0 by SMS.")
+
+    page.get_by_role("button", name="Add condition").click()
+    expect(page.locator(".rule-row")).to_have_count(2)
+    second = page.locator(".rule-row").nth(1)
+    second.get_by_label("Customer").select_option("not")
+    second.get_by_label("Field").select_option("email")
+    second.get_by_label("Operator").select_option("eq")
+    second.get_by_label("Value").fill("customer1@example.com")
+    expect(count).to_contain_text("4 customers match")
+
+    second.get_by_label("Operator").select_option("gt")
+    second.get_by_label("Field").select_option("orders_count")
+    second.get_by_label("Value").fill("many")
+    expect(count.get_by_role("alert")).to_contain_text("needs a number")
+    second.get_by_label("Value").fill("0")
+    expect(count).to_contain_text("5 customers match")
+    shot(page, "segment")
+
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.get_by_role("status")).to_have_text("Segment Riga saved.")
+    nav(page, "Segments").click()
+    riga = page.get_by_role("row", name="Riga")
+    expect(riga.locator("td").nth(1)).to_have_text("5")
+
+
+def test_the_template_editor_previews_for_a_chosen_customer(serve, page: Page) -> None:
+    site = serve()
+    seed(site.ctx, customers=3)
+    sign_in(page, site, "/templates/new")
+    page.get_by_label("Name", exact=True).fill("Welcome")
+    page.get_by_label("Subject").fill("Welcome, {{ customer.first_name }}")
+    page.get_by_label("HTML").fill("<h1>Hello {{ customer.first_name }}!</h1>\n"
+                                   "<p>{% if customer.attributes.city %}News from "
+                                   "{{ customer.attributes.city }}{% endif %}</p>")
+    expect(page.get_by_test_id("preview-subject")).to_have_text("Welcome, Alex")
+    page.get_by_label("For customer").fill("customer1@example.com")
+    expect(page.get_by_test_id("preview-subject")).to_have_text("Welcome, Name1")
+    frame = page.frame_locator("iframe.preview-html")
+    expect(frame.locator("h1")).to_have_text("Hello Name1!")
+    expect(page.get_by_test_id("preview-text")).to_contain_text("News from Riga")
+    shot(page, "template")
+
+    page.get_by_label("HTML").fill("<p>{% if customer.first_name %}unclosed</p>")
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator("#f-html-error")).to_contain_text("line 1")
+    expect(page.get_by_label("HTML")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("HTML").fill("<p>Hello {{ customer.first_name }}</p>")
+    page.get_by_label("Plain-text part").fill("Hello {{ customer.first_name }}, in plain text.")
+    page.get_by_role("button", name="Save template").click()
+    expect(page.get_by_role("status").first).to_have_text("Template Welcome saved.")
+    expect(page.get_by_test_id("preview-text")).to_have_text("Hello Alex, in plain text.")
+
+
+def test_send_now_shows_being_sent_until_sent(serve, page: Page) -> None:
+    site = serve(with_worker=True, send_rate=8, send_group=3)
+    seed(site.ctx, customers=24)
+    sign_in(page, site)
+    page.get_by_role("link", name="New mailing").click()
+    page.get_by_label("Name", exact=True).fill("Weekend offer")
+    page.get_by_label("Segment").select_option(label="Everyone")
+    page.get_by_label("Template").select_option(label="Spring sale (email)")
+    page.get_by_role("button", name="Create draft").click()
+    expect(status_line(page)).to_have_text("Draft")
+
+    page.get_by_text("Send now", exact=True).click()
+    confirm = page.locator("details.confirm[open]")
+    expect(confirm).to_contain_text("the 24 customers of Everyone who can receive email")
+    expect(confirm).to_contain_text("packages of up to 5,000 messages")
+    confirm.get_by_role("button", name="Yes, send now").click()
+    expect(status_line(page)).to_have_text(re.compile(r"Being sent [1-9][0-9]?%"))
+    page.get_by_text("Cancel sending", exact=True).click()
+    expect(page.locator("details.confirm[open]")).to_contain_text(
+        "The package in flight, up to 5,000 messages, will still go out.")
+    shot(page, "mailing-sending")
+    expect(status_line(page)).to_have_text("Sent", timeout=20_000)
+    expect(page.locator(".counts")).to_contain_text("24 sent")
+    expect(page.get_by_text("Cancel sending", exact=True)).to_have_count(0)
+
+    nav(page, "Mailings").click()
+    row = page.get_by_role("row", name="Weekend offer")
+    expect(row).to_contain_text("Sent")
+    expect(row).to_contain_text("100%")
+    shot(page, "mailings")
+
+
+def test_schedule_shows_the_time_and_cancel_returns_to_draft(serve, page: Page) -> None:
+    site = serve()
+    mailing = seed(site.ctx, customers=3)["mailing"]
+    sign_in(page, site, f"/mailings/{mailing['id']}")
+    page.locator("summary", has_text="Schedule").click()
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Riga")
+    page.get_by_label("Date and time").fill("2001-05-01T09:30")
+    schedule_button(page).click()
+    expect(page.locator("#f-send-at-error")).to_have_text(
+        "send_at is in the past; choose a future time.")
+
+    page.get_by_label("Date and time").fill("2040-05-01T09:30")
+    schedule_button(page).click()
+    expect(status_line(page)).to_have_text("Scheduled for 2040-05-01 06:30 UTC")
+    shot(page, "mailing-scheduled")
+
+    page.get_by_text("Cancel", exact=True).click()
+    confirm = page.locator("details.confirm[open]")
+    expect(confirm).to_contain_text("It goes back to Draft and nothing is sent.")
+    confirm.get_by_role("button", name="Yes, cancel it").click()
+    expect(status_line(page)).to_have_text("Draft")
+
+
+def test_copy_and_delete_from_the_actions_menu_and_chain_steps(serve, page: Page) -> None:
+    site = serve()
+    mailing = seed(site.ctx, customers=3)["mailing"]
+    sign_in(page, site, f"/mailings/{mailing['id']}")
+    page.get_by_text("Add a step", exact=True).click()
+    page.locator("#step-template").select_option(label="Spring sale (email)")
+    page.locator("#step-delay").fill("48")
+    page.locator("#step-condition").select_option("not_opened")
+    page.get_by_role("button", name="Add step 2").click()
+    expect(page.get_by_role("status")).to_have_text("Step 2 added: Spring sale - step 2.")
+    expect(page.get_by_role("row", name="Spring sale - step 2")).to_contain_text(
+        "48 h after step 1")
+
+    page.get_by_text("Actions", exact=True).click()
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Copy of Spring sale")
+    expect(page.get_by_role("status")).to_have_text("This is a new draft, Copy of Spring sale.")
+    expect(page.locator("table").last.locator("tbody tr")).to_have_count(2)
+    page.get_by_text("Actions", exact=True).click()
+    shot(page, "mailing-actions")
+    page.locator("details.menu").get_by_text("Delete", exact=True).click()
+    expect(page.locator("details.menu details.confirm[open]")).to_contain_text(
+        "Delete Copy of Spring sale and the 1 later step of its chain? This cannot be undone.")
+    page.get_by_role("button", name="Yes, delete it").click()
+    expect(page.get_by_role("status")).to_have_text("Mailing Copy of Spring sale deleted.")
+    expect(page.get_by_role("link", name="Copy of Spring sale")).to_have_count(0)
+    expect(page.get_by_role("link", name="Spring sale", exact=True)).to_be_visible()
+
+
+def _wait_for_status(ctx: Context, mailing_id: int, status: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while mailings.get(ctx, mailing_id)["status"] != status:
+        assert time.monotonic() < deadline, mailings.get(ctx, mailing_id)
+        time.sleep(0.05)
+
+
+def test_an_interrupted_mailing_shows_why_and_resumes_after_a_top_up(serve, page: Page) -> None:
+    site = serve(with_worker=True)
+    mailing = seed(site.ctx, customers=5)["mailing"]
+    content.topup(site.ctx, channel="email", amount=2, actor=auth.SYSTEM)
+    mailings.send_now(site.ctx, mailing["id"])
+    _wait_for_status(site.ctx, mailing["id"], "interrupted")
+
+    sign_in(page, site, f"/mailings/{mailing['id']}")
+    expect(status_line(page)).to_contain_text("Interrupted: ")
+    expect(status_line(page)).to_contain_text("2 left")
+    advice = page.get_by_role("region", name="Why it stopped, and what to do")
+    expect(advice).to_contain_text("The email quota ran out.")
+    shot(page, "mailing-interrupted")
+
+    advice.get_by_role("link", name="Top up the quota").click()
+    expect(page.locator("dd[data-channel=email]")).to_have_text("2 left")
+    page.get_by_label("Messages to add").fill("100")
+    page.get_by_role("button", name="Top up").click()
+    expect(page.get_by_role("status")).to_have_text("Added 100 email messages to the quota.")
+    expect(page.locator("dd[data-channel=email]")).to_have_text("102 left")
+    shot(page, "quota")
+
+    page.goto(site(f"/mailings/{mailing['id']}"))
+    page.get_by_text("Resume", exact=True).click()
+    confirm = page.locator("details.confirm[open]")
+    expect(confirm).to_contain_text("Sending continues with the 5 customers not handled yet")
+    confirm.get_by_role("button", name="Yes, resume").click()
+    expect(status_line(page)).to_have_text("Sent", timeout=15_000)
+    expect(page.locator(".counts")).to_contain_text("5 sent")

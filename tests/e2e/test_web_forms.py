@@ -1,0 +1,82 @@
+"""The rule builder's translation between form fields and rule JSON (no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.datastructures import FormData
+
+from tidings.domain.segments import parse_rules
+from tidings.errors import InvalidInput
+from tidings.web import rules_form
+from tidings.web.rules_form import Builder, Row
+
+
+def form(match: str, *rows: tuple[str, str, str, str, str], **extra: str) -> FormData:
+    items: list[tuple[str, str]] = [("match", match)]
+    for negate, field, key, op, value in rows:
+        items += [("negate", negate), ("field", field), ("key", key), ("op", op), ("value", value)]
+    return FormData(items + list(extra.items()))
+
+
+def test_rows_become_a_group_with_typed_values() -> None:
+    builder = rules_form.from_form(form(
+        "all",
+        ("", "attributes", "city", "eq", "Riga"),
+        ("not", "orders_count", "", "gte", "2"),
+        ("", "attributes", "vip", "eq", "true"),
+        ("", "email", "", "in", "a@x.io, b@x.io"),
+        ("", "phone", "", "exists", "no"),
+        ("", "first_name", "", "eq", ""),  # an empty row is left out
+    ))
+    assert rules_form.rules_of(builder) == {"all": [
+        {"field": "attributes.city", "op": "eq", "value": "Riga"},
+        {"not": {"field": "orders_count", "op": "gte", "value": 2}},
+        {"field": "attributes.vip", "op": "eq", "value": True},
+        {"field": "email", "op": "in", "value": ["a@x.io", "b@x.io"]},
+        {"field": "phone", "op": "exists", "value": False},
+    ]}
+    parse_rules(rules_form.rules_of(builder))
+
+
+def test_no_rows_is_everyone_and_none_of_is_not_any() -> None:
+    assert rules_form.rules_of(rules_form.from_form(form("any"))) == {}
+    builder = rules_form.from_form(form("none", ("", "first_name", "", "eq", "Ann")))
+    assert rules_form.rules_of(builder) == {
+        "not": {"any": [{"field": "first_name", "op": "eq", "value": "Ann"}]}}
+
+
+@pytest.mark.parametrize("rules", [
+    {},
+    {"field": "email", "op": "contains", "value": "@shop"},
+    {"any": [{"field": "attributes.city", "op": "in", "value": ["Riga", "Lyon"]},
+             {"not": {"field": "orders_total", "op": "lt", "value": 10.5}}]},
+    {"not": {"any": [{"field": "last_order_at", "op": "exists", "value": True}]}},
+])
+def test_stored_rules_that_fit_the_builder_come_back_unchanged(rules: Any) -> None:
+    builder = rules_form.from_rules(rules)
+    assert builder.mode == "builder"
+    expected = {"all": [rules]} if "field" in rules else rules
+    assert rules_form.rules_of(builder) == expected
+
+
+def test_nested_groups_are_edited_as_json() -> None:
+    rules = {"all": [{"any": [{"field": "email", "op": "exists", "value": True}]}]}
+    builder = rules_form.from_rules(rules)
+    assert builder.mode == "json"
+    assert rules_form.rules_of(builder) == rules
+
+
+def test_a_rule_error_is_shown_on_its_row() -> None:
+    builder = Builder(rows=(Row(field="email"), Row(field="orders_count", op="gt", value="x")))
+    with pytest.raises(InvalidInput) as caught:
+        parse_rules(rules_form.rules_of(builder))
+    shown = builder.with_error(caught.value)
+    assert shown.rows[0].error is None
+    assert shown.rows[1].error == '"orders_count" gt needs a number, got "x"'
+
+
+def test_unreadable_json_names_the_line() -> None:
+    with pytest.raises(InvalidInput, match=r"not valid JSON.*line 2"):
+        rules_form.rules_of(Builder(mode="json", json_text='{\n  "all": [,]}'))
