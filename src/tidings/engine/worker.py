@@ -35,7 +35,7 @@ from tidings.store import customers as customer_store
 from tidings.store import mailings as store
 from tidings.store.mailings import Package
 from tidings.transports.base import Envelope, Outcome, Result, Transport
-from tidings.transports.smtp import make_transport
+from tidings.transports.smtp import make_sms_transport, make_transport
 
 log = logging.getLogger("tidings.worker")
 
@@ -70,6 +70,7 @@ class Worker:
         if self.transport is None:
             self.transport = make_transport(s.smtp_url, connections=s.smtp_connections,
                                             timeout=s.smtp_timeout)
+        self._sms: Transport | None = None
         self._renderers: dict[int, EmailRenderer | SmsRenderer] = {}
         self.secret = self.ctx.secret
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
@@ -79,7 +80,8 @@ class Worker:
 
     def run(self) -> None:
         """Work until :attr:`stop_event` is set."""
-        log.info("worker %s sending through %s", self.owner, self.transport.description)
+        log.info("worker %s sending through %s", self.owner,
+                 self.transport.description)  # type: ignore[union-attr]
         while not self.stop_event.is_set():
             try:
                 busy = self.tick()
@@ -92,8 +94,19 @@ class Worker:
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)
-        if self.transport is not None:
-            self.transport.close()
+        for transport in (self.transport, self._sms):
+            if transport is not None:
+                transport.close()
+
+    def transport_for(self, channel: str) -> Transport | None:
+        """The email transport, or the SMS one (made on first use; None if there is none)."""
+        if channel == "email":
+            return self.transport
+        if self._sms is None:
+            s = self.ctx.settings
+            self._sms = make_sms_transport(s.sms_url, smtp_url=s.smtp_url,
+                                           connections=s.smtp_connections, timeout=s.smtp_timeout)
+        return self._sms
 
     def tick(self) -> bool:
         """Start due scheduled mailings, then send one package. True if it did work."""
@@ -171,6 +184,11 @@ class Worker:
             mailing = store.get(conn, package.mailing_id)
             assert mailing is not None
             renderer = self._renderer(conn, mailing)
+        transport = self.transport_for(mailing["channel"])
+        if transport is None:
+            self._stop(package, mailing, InterruptCode.TECHNICAL_ERROR,
+                       "No SMS gateway is configured: set TIDINGS_SMS_URL, then resume.")
+            return
         in_flight: _Group | None = None
         while True:
             group = self._prepare_group(package, renderer, group_size)
@@ -186,7 +204,7 @@ class Worker:
             if group is None:
                 break
             self._mark_in_flight(package, group)
-            group.future = self._sender.submit(self._send, group.envelopes)
+            group.future = self._sender.submit(self._send, transport, group.envelopes)
             in_flight = group
         now = ctx.now()
         with ctx.tx() as conn:
@@ -215,10 +233,9 @@ class Worker:
             if store.mark_in_flight(conn, package, first, last) != len(group.rows):
                 raise LeaseLost
 
-    def _send(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
-        s = self.ctx.settings
-        throttle.wait(self.ctx.engine, len(envelopes), s.send_rate)
-        return self.transport.send(envelopes) if envelopes else []  # type: ignore[union-attr]
+    def _send(self, transport: Transport, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        throttle.wait(self.ctx.engine, len(envelopes), self.ctx.settings.send_rate)
+        return transport.send(envelopes) if envelopes else []
 
     def _render(self, renderer: EmailRenderer | SmsRenderer, rows: Sequence[Any]
                 ) -> tuple[list[Envelope], dict[int, str]]:
@@ -280,8 +297,10 @@ class Worker:
             retry.since = retry.since or now
             retry.last_error = detail or "deferred"
             if now - retry.since >= s.smtp_retry_for:
+                transport = self.transport_for(mailing["channel"])
+                assert transport is not None
                 reason = (InterruptCode.TECHNICAL_ERROR,
-                          f"Sending through {self.transport.description} failed for "  # type: ignore[union-attr]
+                          f"Sending through {transport.description} failed for "
                           f"{int(now - retry.since)} s: {retry.last_error}. Fix the mail server, then "
                           "resume: messages already sent will not be repeated.")
             else:
@@ -294,14 +313,18 @@ class Worker:
                 reason = reputation_problem(store.guard_counts(conn, mailing["id"]), s)
         if reason is None:
             return False
-        now_dt = ctx.now()
-        with ctx.tx() as conn:
-            left = store.close_package(conn, package.id, done=False, now=now_dt)
+        self._stop(package, mailing, *reason)
+        return True
+
+    def _stop(self, package: Package, mailing: dict[str, Any], code: InterruptCode, message: str) -> None:
+        """Release the package (its quota reservation too) and interrupt the mailing."""
+        now = self.ctx.now()
+        with self.ctx.tx() as conn:
+            left = store.close_package(conn, package.id, done=False, now=now)
             quota_store.change_balance(conn, mailing["channel"], left)
             current = store.get(conn, mailing["id"])
             assert current is not None
-            interrupt(conn, current, reason[0], reason[1], now=now_dt)
-        return True
+            interrupt(conn, current, code, message, now=now)
 
     def _sleep_renewing(self, package: Package, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -1,4 +1,5 @@
-"""The ``file://DIR`` transport: one ``.eml`` file per message, for the embedded default."""
+"""The ``file://DIR`` transport: one ``.eml`` file per message (``.sms.txt`` for
+an SMS when no gateway is set), for the embedded default."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class OutboxTransport:
     message so a person can see where it would have gone.
     """
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, suffix: str = ".eml") -> None:
+        self.suffix = suffix
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.description = f"outbox folder {self.directory}"
@@ -24,7 +26,7 @@ class OutboxTransport:
     def send(self, batch: Sequence[Envelope]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for env in batch:
-            final = self.directory / f"{env.message_id}.eml"
+            final = self.directory / f"{env.message_id}{self.suffix}"
             tmp = final.with_suffix(".tmp")
             try:
                 with open(tmp, "wb") as fh:
