@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
 from tidings.config import Settings  # noqa: E402
 from tidings.services import audience, content, mailings  # noqa: E402
@@ -161,10 +162,19 @@ def main() -> None:
                                                  "subject": "News for {{ customer.first_name }}",
                                                  "html": HTML})
         from_email = "news@shop.example.com"
+        dns = None
         if args.dkim:
-            from tidings.services import domains as domain_service  # issue 4
+            # Publish the domain's records on a DNS server on loopback and verify it,
+            # exactly as a shop would; every message is then DKIM-signed.
+            from tests.dnsserver import LocalDns
+            from tidings.services import domains as domain_service
 
-            domain_service.mark_verified_for_bench(ctx, "shop.example.com")
+            dns = LocalDns().__enter__()
+            ctx.settings = settings = settings.model_copy(update={"dns_server": dns.address})
+            created = domain_service.create(ctx, {"domain": "shop.example.com"})
+            for record in created["records"]:
+                dns.set_txt(record["name"], record["value"])
+            assert domain_service.verify(ctx, created["id"])["verified"]
         mailing = mailings.create(ctx, {"name": "bench", "segment_id": segment["id"],
                                         "template_id": template["id"], "from_email": from_email})
 
@@ -172,7 +182,7 @@ def main() -> None:
         mailings.send_now(ctx, mailing["id"])
         figure("audience_freeze_s", round(time.perf_counter() - start, 2), f"({n} messages)")
 
-        env = {**os.environ, "TIDINGS_DATABASE_URL": url, "TIDINGS_SMTP_URL": settings.smtp_url,
+        env = {**os.environ, "TIDINGS_DATABASE_URL": url, "TIDINGS_DNS_SERVER": settings.dns_server or "", "TIDINGS_SMTP_URL": settings.smtp_url,
                "TIDINGS_SECRET_KEY": "bench", "TIDINGS_SMTP_CONNECTIONS": str(args.connections),
                "TIDINGS_REQUIRE_VERIFIED_DOMAIN": str(args.dkim).lower(), "TIDINGS_POLL_INTERVAL": "0.2",
                "TIDINGS_LOG_LEVEL": "WARNING"}
@@ -216,6 +226,8 @@ def main() -> None:
         figure("smtp_source_msgs_per_s", round(source_rate))
         figure("ratio_to_smtp_source", round(rate / source_rate, 3))
         ctx.close()
+        if dns is not None:
+            dns.__exit__(None, None, None)
     finally:
         sink.stop()
         if drop:

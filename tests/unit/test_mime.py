@@ -323,3 +323,10 @@ def test_parsing_with_email_utils_gives_the_same_date_as_the_header() -> None:
     raw = build(date="Mon, 02 Mar 2026 08:30:00 +0000")
 
     assert email.utils.parsedate_to_datetime(parse(raw)["Date"]) == datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+
+
+def test_dot_stuffing_doubles_leading_dots_and_ends_with_crlf():
+    from tidings.transports.smtp import dot_stuff
+
+    assert dot_stuff(b".a\r\nb\r\n.c\r\n..d") == b"..a\r\nb\r\n..c\r\n...d\r\n"
+    assert dot_stuff(b"plain\r\n") == b"plain\r\n"

@@ -75,7 +75,7 @@ def import_csv(ctx: Context, data: bytes, *, encoding: str | None = None,
 
 
 def get_customer(ctx: Context, customer_id: int) -> dict[str, Any]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         row = store.get(conn, customer_id)
         if row is None:
             raise NotFound(f"There is no customer {customer_id}.", code="customer_not_found")
@@ -92,7 +92,7 @@ def get_customer(ctx: Context, customer_id: int) -> dict[str, Any]:
 
 def find_customers(ctx: Context, *, email: str | None = None, query: str | None = None,
                    limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         if email is not None:
             row = store.find_by_email(conn, email.strip())
             return [customer_json(row)] if row else []
@@ -142,22 +142,22 @@ def _segment(conn: sa.Connection, segment_id: int) -> Any:
 
 
 def get_segment(ctx: Context, segment_id: int) -> dict[str, Any]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return segment_json(_segment(conn, segment_id))
 
 
 def list_segments(ctx: Context) -> list[dict[str, Any]]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return [segment_json(r) for r in conn.execute(sa.select(segments).order_by(segments.c.id))]
 
 
 def count_segment(ctx: Context, segment_id: int) -> dict[str, int]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return count_reachable(conn, parse_rules(_segment(conn, segment_id).rules))
 
 
 def count_rules(ctx: Context, rules: Any) -> dict[str, int]:
     """The live count of a rule tree that is not saved yet (the UI's builder)."""
     parsed = parse_rules(rules)
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return count_reachable(conn, parsed)

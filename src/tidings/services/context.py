@@ -40,6 +40,15 @@ class Context:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read-only transaction: one consistent snapshot that, on SQLite, does
+        not hold the write lock (so a slow report never stalls the workers)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(read_only=True)
+            with conn.begin():
+                yield conn
+
     def now(self) -> datetime:
         return self.clock()
 

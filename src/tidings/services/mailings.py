@@ -32,7 +32,26 @@ def _load(conn: sa.Connection, mailing_id: int, *, for_update: bool = False) -> 
     return row
 
 
+#: Moves the system makes by itself; a person never asks for them.
+_AUTOMATIC = frozenset({Action.START, Action.INTERRUPT, Action.FINISH, Action.RESET})
+
+
+def actions(status: MailingStatus, *, step: int) -> list[str]:
+    """What a person may ask of a mailing now, sorted: the transitions open from
+    ``status`` and ``copy`` (always). A later chain step is sent and scheduled by
+    its chain, so it never offers ``send`` or ``schedule``."""
+    offered = {a.value for a in rules.allowed_actions(status) if a not in _AUTOMATIC}
+    if step > 1:
+        offered -= {Action.SEND.value, Action.SCHEDULE.value}
+    return sorted(offered | {"copy"})
+
+
 def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True) -> dict[str, Any]:
+    """The mailing as the API shows it. Besides the contract's fields:
+    ``status_label`` (the status line, times in UTC), ``actions`` (see
+    :func:`actions`) and ``deletable`` (``DELETE`` would be accepted, by
+    :func:`~tidings.domain.mailings.is_deletable` with its message rows as
+    statistics)."""
     status = MailingStatus(row["status"])
     progress = store.progress(conn, row["id"])
     reason = None
@@ -60,8 +79,9 @@ def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True
         "step": row["step"],
         "delay_hours": row["delay_hours"],
         "condition": row["condition"],
-        "actions": sorted(a.value for a in rules.allowed_actions(status)
-                          if a not in (Action.START, Action.INTERRUPT, Action.FINISH, Action.RESET)),
+        "actions": actions(status, step=row["step"]),
+        "deletable": rules.is_deletable(status=status, step=row["step"],
+                                        has_statistics=progress.total > 0),
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
@@ -78,7 +98,8 @@ def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True
 
 def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: str) -> None:
     if values.get("segment_id") is not None:
-        if conn.execute(sa.select(segments.c.id).where(segments.c.id == values["segment_id"])).first() is None:
+        found = sa.select(segments.c.id).where(segments.c.id == values["segment_id"])
+        if conn.execute(found).first() is None:
             raise InvalidInput(f"There is no segment {values['segment_id']}.", field="segment_id")
     if values.get("template_id") is not None:
         tpl_channel = conn.execute(
@@ -135,12 +156,13 @@ def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def get(ctx: Context, mailing_id: int) -> dict[str, Any]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return to_json(conn, _load(conn, mailing_id))
 
 
-def list_(ctx: Context, *, limit: int = 50, offset: int = 0, status: str | None = None) -> list[dict[str, Any]]:
-    with ctx.tx() as conn:
+def list_(ctx: Context, *, limit: int = 50, offset: int = 0,
+          status: str | None = None) -> list[dict[str, Any]]:
+    with ctx.read() as conn:
         return [to_json(conn, r, with_steps=False)
                 for r in store.list_(conn, limit=limit, offset=offset, status=status)]
 
@@ -162,8 +184,11 @@ def update(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any
         return to_json(conn, _load(conn, mailing_id))
 
 
-def _check_ready(conn: sa.Connection, ctx: Context, row: dict[str, Any]) -> None:
-    """Everything a mailing needs before it can start."""
+def check_ready(conn: sa.Connection, ctx: Context, row: dict[str, Any]) -> None:
+    """Everything a mailing needs before it can start (or be test-sent).
+
+    Raises ``InvalidInput(code="mailing_incomplete")`` naming the first missing
+    field, and for email :func:`check_sending_domain`'s ``Conflict``."""
     missing = [f for f in ("segment_id", "template_id") if row[f] is None and row["step"] == 1]
     if row["template_id"] is None:
         missing = sorted(set(missing) | {"template_id"})
@@ -172,21 +197,30 @@ def _check_ready(conn: sa.Connection, ctx: Context, row: dict[str, Any]) -> None
     if missing:
         raise InvalidInput(f"The mailing is not ready to send: set {', '.join(missing)} first.",
                            code="mailing_incomplete", field=missing[0])
-    if row["channel"] == "email" and ctx.settings.require_verified_domain \
-            and not ctx.settings.smtp_url.startswith("file://"):
-        domain = row["from_email"].rsplit("@", 1)[1].lower()
-        verified = conn.execute(
-            sa.select(domains.c.verified).where(domains.c.domain == domain)
-        ).scalar_one_or_none()
-        if not verified:
-            raise Conflict(
-                f"Mail can only go out from a verified sending domain, and {domain} is "
-                + ("not verified yet: publish its SPF, DKIM and DMARC records and verify it."
-                   if verified is not None else
-                   "not set up: add it under domains (POST /api/v1/domains), publish the SPF, "
-                   "DKIM and DMARC records it gives, then verify it."),
-                code="domain_not_verified",
-            )
+    if row["channel"] == "email":
+        check_sending_domain(conn, ctx, row["from_email"])
+
+
+def check_sending_domain(conn: sa.Connection, ctx: Context, from_email: str) -> None:
+    """Raise ``Conflict(code="domain_not_verified")`` unless mail from ``from_email``
+    may go out: its domain is verified, or ``TIDINGS_REQUIRE_VERIFIED_DOMAIN`` is
+    off, or mail goes to a ``file://`` outbox."""
+    if not ctx.settings.require_verified_domain or ctx.settings.smtp_url.startswith("file://"):
+        return
+    domain = from_email.rsplit("@", 1)[1].lower()
+    verified = conn.execute(
+        sa.select(domains.c.verified).where(domains.c.domain == domain)
+    ).scalar_one_or_none()
+    if verified:
+        return
+    if verified is None:
+        state = ("not set up: add it on the Domains page (or POST /api/v1/domains), publish "
+                 "the SPF, DKIM and DMARC records it gives, then verify it.")
+    else:
+        state = ("not verified yet: the Domains page (or GET /api/v1/domains) shows the SPF, "
+                 "DKIM and DMARC records to publish; publish them, then verify it.")
+    raise Conflict(f"Mail can only go out from a verified sending domain, and {domain} is {state}",
+                   code="domain_not_verified")
 
 
 def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action) -> None:
@@ -195,7 +229,7 @@ def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action
     from tidings.engine.audience import freeze
 
     rules.next_status(MailingStatus(row["status"]), action)
-    _check_ready(conn, ctx, row)
+    check_ready(conn, ctx, row)
     now = ctx.now()
     if not store.move(conn, row["id"], from_=[row["status"]],
                       values={"status": "sending", "started_at": now, "updated_at": now,
@@ -240,7 +274,7 @@ def schedule(ctx: Context, mailing_id: int, send_at: datetime) -> dict[str, Any]
                 raise Conflict("A later chain step can only be scheduled once the step before "
                                "it has been sent; until then its chain schedules it.",
                                code="chain_step")
-        _check_ready(conn, ctx, row)
+        check_ready(conn, ctx, row)
         store.update(conn, mailing_id, {"status": "scheduled", "send_at": send_at, "updated_at": now})
         return to_json(conn, _load(conn, mailing_id))
 

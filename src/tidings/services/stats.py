@@ -54,7 +54,7 @@ def mailing_stats(ctx: Context, mailing_id: int) -> dict[str, Any]:
 
     Raises ``NotFound`` for an unknown mailing.
     """
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         mailing = mailing_store.get(conn, mailing_id)
         if mailing is None:
             raise NotFound(f"There is no mailing {mailing_id}.", code="mailing_not_found")

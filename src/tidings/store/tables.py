@@ -181,7 +181,8 @@ messages = sa.Table(
     sa.Column("complained_at", UtcDateTime),
     sa.Column("unsubscribed_at", UtcDateTime),
     sa.UniqueConstraint("mailing_id", "customer_id"),
-    sa.Index("ix_messages_mailing_status", "mailing_id", "status"),
+    # Serves the package walk (queued messages of a mailing by id) and progress counts.
+    sa.Index("ix_messages_mailing_status", "mailing_id", "status", "id"),
     sa.Index("ix_messages_customer", "customer_id"),
 )
 

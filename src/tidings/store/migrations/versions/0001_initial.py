@@ -201,7 +201,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_customer', ['customer_id'], unique=False)
-        batch_op.create_index('ix_messages_mailing_status', ['mailing_id', 'status'], unique=False)
+        batch_op.create_index('ix_messages_mailing_status', ['mailing_id', 'status', 'id'], unique=False)
 
     op.create_table('packages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
