@@ -7,7 +7,6 @@ import threading
 import time
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from tests.smtpserver import SmtpServer, free_port
@@ -221,6 +220,10 @@ def test_mass_rejections_interrupt_for_reputation_and_only_an_admin_resumes(
     assert stopped["progress"]["failed"] == 5 and stopped["progress"]["sent"] == 0
     bounced = api.ok("GET", "/customers?email=c000@example.org")["customers"][0]
     assert bounced["email_status"] == "bounced"
+    from tidings.store import feedback as feedback_store
+
+    with ctx.engine.connect() as conn:
+        assert feedback_store.suppression(conn, "c000@example.org") == "bounced"
 
     manager = api.as_token(auth.create_token(ctx, name="m", role="manager"))
     refused = manager.post(f"/mailings/{mid}/resume", expect=403)

@@ -32,6 +32,7 @@ from tidings.services import mailings as mailing_service
 from tidings.services.context import Context
 from tidings.store import auth as quota_store
 from tidings.store import customers as customer_store
+from tidings.store import feedback as feedback_store
 from tidings.store import mailings as store
 from tidings.store.mailings import Package
 from tidings.transports.base import Envelope, Outcome, Result, Transport
@@ -257,7 +258,7 @@ class Worker:
         others: list[dict[str, Any]] = [
             {"id": mid, "status": "failed", "error": err, "smtp_code": None} for mid, err in broken.items()
         ]
-        bounced: list[int] = []
+        bounced: list[tuple[int, str]] = []  # (customer, address) refused with 5.1.x
         customer_of = {row.id: row.customer_id for row in rows}
         sent = failed = deferred = 0
         for env, outcome in zip(envelopes, outcomes, strict=True):
@@ -271,7 +272,7 @@ class Worker:
             if outcome.result is Result.REJECTED:
                 failed += 1
                 if outcome.hard_bounce:
-                    bounced.append(customer_of[env.message_id])
+                    bounced.append((customer_of[env.message_id], env.rcpt))
             elif outcome.result is Result.DEFERRED:
                 deferred += 1
         now = self.ctx.now()
@@ -282,7 +283,9 @@ class Worker:
             if sent:
                 store.take_reservation(conn, package.id, sent)
             if bounced:
-                customer_store.mark_bounced(conn, bounced, now=now)
+                customer_store.mark_bounced(conn, [customer for customer, _ in bounced], now=now)
+                for _, address in bounced:
+                    feedback_store.suppress(conn, address, "bounced", now=now)
         return deferred
 
     def _stopped_by_guards(self, package: Package, mailing: dict[str, Any], deferred: int,

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tidings.store.tables import customers, suppressions
+from tidings.store.tables import customers
 
 FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "email_status", "sms_status")
 
@@ -99,14 +99,6 @@ def count(conn: sa.Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
 
 
-def set_email_status(conn: sa.Connection, customer_id: int, status: str, *, now: datetime) -> None:
-    conn.execute(
-        customers.update()
-        .where(customers.c.id == customer_id)
-        .values(email_status=status, updated_at=now)
-    )
-
-
 def mark_bounced(conn: sa.Connection, customer_ids: Sequence[int], *, now: datetime) -> None:
     """Hard bounces: the customers' email status becomes ``bounced``."""
     if customer_ids:
@@ -115,11 +107,3 @@ def mark_bounced(conn: sa.Connection, customer_ids: Sequence[int], *, now: datet
             .where(customers.c.id.in_(list(customer_ids)), customers.c.email_status == "subscribed")
             .values(email_status="bounced", updated_at=now)
         )
-
-
-def suppress(conn: sa.Connection, address: str, reason: str, *, now: datetime) -> None:
-    exists = conn.execute(
-        sa.select(suppressions.c.id).where(suppressions.c.address == address.lower())
-    ).first()
-    if exists is None:
-        conn.execute(suppressions.insert().values(address=address.lower(), reason=reason, created_at=now))
