@@ -19,20 +19,17 @@ Besides the standard library this module uses only ``email_validator`` and
 
 from __future__ import annotations
 
-import functools
-
-import csv
 import enum
-import io
+import functools
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import charset_normalizer
 from email_validator import EmailNotValidError, validate_email
 
+from tidings.domain.csvfiles import read_csv
 from tidings.errors import InvalidInput
 
 
@@ -239,17 +236,6 @@ class CsvResult:
 
 #: Columns that map to customer fields; every other column is an attribute.
 CSV_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "attributes")
-DELIMITERS = ",;\t|"
-_BOMS = (
-    (b"\xff\xfe\x00\x00", "utf-32"),
-    (b"\x00\x00\xfe\xff", "utf-32"),
-    (b"\xef\xbb\xbf", "utf-8-sig"),
-    (b"\xff\xfe", "utf-16"),
-    (b"\xfe\xff", "utf-16"),
-)
-_SNIFF_LINES = 20
-
-
 def parse_customers_csv(
     data: bytes, *, encoding: str | None = None, delimiter: str | None = None
 ) -> CsvResult:
@@ -267,108 +253,37 @@ def parse_customers_csv(
     a column. A bad line does not raise: it becomes an entry of ``errors``
     whose message names the field.
     """
-    text, encoding = _decode(data, encoding)
-    if "\x00" in text:
-        raise InvalidInput(
-            "The file is not a CSV text file (it contains NUL bytes); save it as CSV.",
-            field="file",
-        )
-    if not text.strip():
-        raise InvalidInput("The file is empty; it needs a header line and customers.", field="file")
-    if delimiter is None:
-        delimiter = _sniff_delimiter(text)
-    elif len(delimiter) != 1:
-        raise InvalidInput("The delimiter must be a single character.", field="delimiter")
-
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    table = read_csv(data, what="customers", encoding=encoding, delimiter=delimiter)
     rows: list[tuple[int, CustomerInput]] = []
     errors: list[tuple[int, str]] = []
     columns: list[str | None] | None = None
     attribute_names: set[str] = set()
-    last_line = 0
-    try:
-        for record in reader:
-            line, last_line = last_line + 1, reader.line_num
-            cells = [cell.strip() for cell in record]
-            if not any(cells):
+    for line, cells in table.records():
+        if columns is None:
+            columns = _header(cells)
+            attribute_names = {c for c in columns if c and c not in CSV_COLUMNS}
+            continue
+        if len(cells) > len(columns) and any(cells[len(columns) :]):
+            errors.append((line, f"The line has {len(cells)} fields but the header has {len(columns)}."))
+            continue
+        fields: dict[str, Any] = {}
+        attributes: dict[str, str] = {}
+        for name, cell in zip(columns, cells, strict=False):
+            if name is None or not cell:
                 continue
-            if columns is None:
-                columns = _header(cells)
-                attribute_names = {c for c in columns if c and c not in CSV_COLUMNS}
-                continue
-            if len(cells) > len(columns) and any(cells[len(columns) :]):
-                errors.append(
-                    (line, f"The line has {len(cells)} fields but the header has {len(columns)}.")
-                )
-                continue
-            fields: dict[str, Any] = {}
-            attributes: dict[str, str] = {}
-            for name, cell in zip(columns, cells, strict=False):
-                if name is None or not cell:
-                    continue
-                if name in attribute_names:
-                    attributes[name] = cell
-                else:
-                    fields[name] = cell
-            fields["attributes"] = attributes
-            try:
-                rows.append((line, validate_customer(fields)))
-            except InvalidInput as exc:
-                errors.append((line, exc.message))
-    except csv.Error as exc:
-        raise InvalidInput(
-            f"The file is not valid CSV near line {reader.line_num}: {exc}.", field="file"
-        ) from exc
+            if name in attribute_names:
+                attributes[name] = cell
+            else:
+                fields[name] = cell
+        fields["attributes"] = attributes
+        try:
+            rows.append((line, validate_customer(fields)))
+        except InvalidInput as exc:
+            errors.append((line, exc.message))
     if columns is None:  # pragma: no cover - a non-blank text always yields a record
         raise InvalidInput("The file has no header line.", field="file")
+    encoding, delimiter = table.encoding, table.delimiter
     return CsvResult(rows=rows, errors=errors, encoding=encoding, delimiter=delimiter)
-
-
-def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
-    if encoding is None:
-        for bom, name in _BOMS:
-            if data.startswith(bom):
-                encoding = name
-                break
-    if encoding is not None:
-        try:
-            text = data.decode(encoding)
-        except LookupError as exc:
-            raise InvalidInput(f"Unknown encoding {encoding!r}.", field="encoding") from exc
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                f"The file is not valid {encoding} (byte {exc.start}); "
-                "state the right encoding or save it as UTF-8.",
-                field="encoding",
-            ) from exc
-        return text.removeprefix("\ufeff"), encoding
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    best = charset_normalizer.from_bytes(data).best()
-    if best is None:
-        raise InvalidInput(
-            "The file's encoding could not be recognised; save it as CSV in UTF-8.",
-            field="encoding",
-        )
-    return str(best), best.encoding
-
-
-def _sniff_delimiter(text: str) -> str:
-    """The delimiter the first lines agree on; the header line decides when
-    the sniffer cannot, or when its choice does not even occur in the header."""
-    lines = text.lstrip("\r\n").splitlines()
-    header = lines[0] if lines else ""
-    try:
-        found = csv.Sniffer().sniff("\n".join(lines[:_SNIFF_LINES]), delimiters=DELIMITERS)
-        if found.delimiter in header:
-            return found.delimiter
-    except csv.Error:
-        pass
-    counts = {d: header.count(d) for d in DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
 
 
 def _header(cells: list[str]) -> list[str | None]:

@@ -37,8 +37,6 @@ Attribution
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from tidings.domain.csvfiles import BrokenCsv, read_csv
 from tidings.errors import InvalidInput
 
 # --------------------------------------------------------------------------- machines
@@ -296,7 +295,6 @@ CSV_ALIASES = {
     "total": "total", "amount": "total",
     "created_at": "created_at", "ordered_at": "created_at", "date": "created_at",
 }
-DELIMITERS = ",;\t|"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,13 +303,6 @@ class OrdersCsv:
 
     orders: list[tuple[int, OrderInput]]
     errors: list[tuple[int, str]]
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
 
 
 def _columns(cells: Sequence[str]) -> list[str | None]:
@@ -337,28 +328,18 @@ def parse_orders_csv(data: bytes) -> OrdersCsv:
 
     Columns (see :data:`CSV_ALIASES`): ``external_id``, ``customer_id`` or
     ``customer_email``, ``total``, ``created_at``, and any ``utm_*``; others
-    are ignored. The delimiter is the one of ``, ; TAB |`` the header uses
-    most. Blank lines are skipped; line numbers count every physical line.
+    are ignored. Encoding and delimiter are detected as for customers
+    (:func:`tidings.domain.csvfiles.read_csv`). Blank lines are skipped; line
+    numbers count every physical line.
     Raises ``InvalidInput`` when the file is empty or its header lacks a
     required column; a bad line becomes an entry of ``errors`` instead.
     """
-    text = _decode(data)
-    if not text.strip():
-        raise InvalidInput("The file is empty; it needs a header line and orders.", field="file")
-    header_line = text.lstrip("\r\n").splitlines()[0]
-    counts = {d: header_line.count(d) for d in DELIMITERS}
-    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    table = read_csv(data, what="orders")
     orders: list[tuple[int, OrderInput]] = []
     errors: list[tuple[int, str]] = []
     columns: list[str | None] | None = None
-    last_line = 0
     try:
-        for record in reader:
-            line, last_line = last_line + 1, reader.line_num
-            cells = [cell.strip() for cell in record]
-            if not any(cells):
-                continue
+        for line, cells in table.records():
             if columns is None:
                 columns = _columns(cells)
                 continue
@@ -375,8 +356,8 @@ def parse_orders_csv(data: bytes) -> OrdersCsv:
                 orders.append((line, validate_order({**values, "utm": utm})))
             except InvalidInput as exc:
                 errors.append((line, exc.message))
-    except csv.Error as exc:
-        errors.append((last_line + 1, f"The CSV cannot be read from here on: {exc}."))
+    except BrokenCsv as exc:
+        errors.append((exc.line, f"The CSV cannot be read from here on: {exc.message}"))
     if columns is None:
         raise InvalidInput("The file has no header line.", field="file")
     return OrdersCsv(orders=orders, errors=errors)
