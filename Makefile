@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
+
+# The browser tests write screenshots to build/screenshots/; this replaces the
+# committed ones in docs/screenshots/ instead.
+screenshots: $(STAMP)
+	TIDINGS_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -205,3 +205,149 @@ def test_a_schedule_without_a_time_zone_offset_is_given_one(client: TestClient, 
         "send_at": "2040-01-15T09:00", "tz": "Mars/Olympus", "csrf_token": token})
     assert bad.status_code == 422
     assert "Choose a time zone from the list" in bad.text
+
+
+def test_the_live_preview_renders_unsaved_fields_for_a_customer_given_by_email(
+        client: TestClient, ctx: Context) -> None:
+    token = sign_in(client, ctx)
+    audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
+    fields = {"channel": "email", "subject": "Hi {{ customer.first_name }}", "html": "<p>x</p>",
+              "text": "", "csrf_token": token}
+
+    shown = client.post("/templates/preview", data=fields | {"customer": "ann@example.org"})
+    sample = client.post("/templates/preview", data=fields | {"customer": ""})
+    unknown = client.post("/templates/preview", data=fields | {"customer": "zed@example.org"})
+
+    assert '<strong data-testid="preview-subject">Hi Ann</strong>' in shown.text
+    assert '<strong data-testid="preview-subject">Hi Alex</strong>' in sample.text
+    assert "There is no customer with the email zed@example.org." in unknown.text
+    assert content.list_templates(ctx) == []
+
+
+def test_a_test_send_from_the_template_editor_arrives_at_the_smtp_server(
+        make_ctx, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    ctx = make_ctx(smtp_url=smtp_server.url)
+    audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
+    template = content.create_template(ctx, {"name": "Welcome", "channel": "email",
+                                             "subject": "Hi {{ customer.first_name }}",
+                                             "html": "<p>Hello {{ customer.first_name }}</p>"})
+    smtp_server.handler.reject["nobody@example.org"] = "550 5.1.1 No such user"
+    with TestClient(_app(ctx), follow_redirects=False) as client:
+        token = sign_in(client, ctx)
+        page = client.get(f"/templates/{template['id']}").text
+        assert f'action="/templates/{template["id"]}/test-send"' in page
+
+        sent = client.post(f"/templates/{template['id']}/test-send", data={
+            "to": "qa@shop.example", "customer": "ann@example.org", "csrf_token": token})
+        shown = client.get(sent.headers["location"]).text
+        bad = client.post(f"/templates/{template['id']}/test-send", data={
+            "to": "not an address", "customer": "", "csrf_token": token})
+        refused = client.post(f"/templates/{template['id']}/test-send", data={
+            "to": "nobody@example.org", "customer": "", "csrf_token": token})
+
+    assert (sent.status_code, sent.headers["location"]) == (303, f"/templates/{template['id']}")
+    assert "A test message is on its way to qa@shop.example." in shown
+    (received,) = smtp_server.messages
+    assert received.rcpt == "qa@shop.example"
+    assert received.message["Subject"] == "Hi Ann"
+    assert received.message["X-Tidings-Test"] == "yes"
+    assert "Hello Ann" in received.message.get_body(("html",)).get_content()
+    assert bad.status_code == 422
+    assert re.search(r'id="f-to"[^>]*aria-invalid="true"', bad.text)
+    assert 'id="f-to-error">to: ' in bad.text
+    assert refused.status_code == 409
+    assert "550 5.1.1 No such user" in refused.text
+    assert 'value="nobody@example.org"' in refused.text
+
+
+def test_an_admin_sees_people_and_tokens_and_revokes_a_token_which_the_api_then_refuses(
+        client: TestClient, ctx: Context) -> None:
+    token = sign_in(client, ctx)
+    export = auth.create_token(ctx, name="export", role="manager")
+    auth.create_token(ctx, name="deploy", role="admin")
+    (export_id,) = [t["id"] for t in auth.list_tokens(ctx) if t["name"] == "export"]
+    assert client.get("/api/v1/quota", headers={"Authorization": f"Bearer {export}"}
+                      ).status_code == 200
+
+    page = client.get("/admin/people").text
+    assert "admin@shop.example" in page and "export" in page and "deploy" in page
+    assert export not in page and "token_hash" not in page
+    assert f'action="/admin/tokens/{export_id}/revoke"' in page
+
+    forged = client.post(f"/admin/tokens/{export_id}/revoke", data={"csrf_token": "forged"})
+    assert forged.status_code == 403
+    assert [t["name"] for t in auth.list_tokens(ctx)] == ["export", "deploy"]
+
+    revoked = client.post(f"/admin/tokens/{export_id}/revoke", data={"csrf_token": token})
+    assert (revoked.status_code, revoked.headers["location"]) == (303, "/admin/people")
+    after = client.get("/admin/people").text
+    assert "The token is revoked: requests with it are now refused." in after
+    assert f'action="/admin/tokens/{export_id}/revoke"' not in after
+    response = client.get("/api/v1/quota", headers={"Authorization": f"Bearer {export}"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    again = client.post(f"/admin/tokens/{export_id}/revoke", data={"csrf_token": token})
+    assert "it may have been revoked already" in client.get(again.headers["location"]).text
+
+
+def test_a_manager_cannot_revoke_a_token(client: TestClient, ctx: Context) -> None:
+    token = sign_in(client, ctx, role="manager")
+    auth.create_token(ctx, name="export")
+    (token_id,) = [t["id"] for t in auth.list_tokens(ctx)]
+    refused = client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": token})
+    assert refused.status_code == 403
+    assert len(auth.list_tokens(ctx)) == 1
+
+
+def test_a_bad_page_address_gets_an_html_page_and_the_api_keeps_its_json_envelope(
+        client: TestClient, ctx: Context) -> None:
+    sign_in(client, ctx)
+
+    page = client.get("/mailings/abc")
+    query = client.get("/mailings?page=0")
+    api = client.get("/api/v1/mailings/abc", headers={"Authorization": "Bearer admin-token"})
+
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in page.text and "There is no such page." in page.text
+    assert query.status_code == 422 and query.headers["content-type"].startswith("text/html")
+    assert "(page)" in query.text
+    assert api.status_code == 422 and api.headers["content-type"] == "application/json"
+    assert api.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_later_chain_step_offers_no_send_or_schedule_and_the_page_follows_the_service(
+        client: TestClient, ctx: Context) -> None:
+    sign_in(client, ctx)
+    segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
+    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
+                                             "html": "<p>Hi</p>"})
+    first = mailings.create(ctx, {"name": "M", "segment_id": segment["id"],
+                                  "template_id": template["id"]})
+    second = mailings.add_step(ctx, first["id"], {"template_id": template["id"]})
+
+    first_page = client.get(f"/mailings/{first['id']}").text
+    step_page = client.get(f"/mailings/{second['id']}").text
+
+    assert f'action="/mailings/{first["id"]}/send"' in first_page
+    assert f'action="/mailings/{first["id"]}/schedule"' in first_page
+    assert f'action="/mailings/{second["id"]}/send"' not in step_page
+    assert f'action="/mailings/{second["id"]}/schedule"' not in step_page
+    assert f'action="/mailings/{second["id"]}/copy"' in step_page
+    assert f'action="/mailings/{second["id"]}/delete"' in step_page
+
+
+def test_a_scheduled_time_is_sent_as_utc_for_the_browser_to_show_in_its_zone(
+        client: TestClient, ctx: Context) -> None:
+    token = sign_in(client, ctx)
+    segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
+    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
+                                             "html": "<p>Hi</p>"})
+    mailing = mailings.create(ctx, {"name": "M", "segment_id": segment["id"],
+                                    "template_id": template["id"]})
+    client.post(f"/mailings/{mailing['id']}/schedule", data={
+        "send_at": "2040-01-15T09:00", "tz": "America/New_York", "csrf_token": token})
+
+    shown = '<time datetime="2040-01-15T14:00:00Z" data-local-time>2040-01-15 14:00 UTC</time>'
+    page = client.get(f"/mailings/{mailing['id']}").text
+    assert f'<strong id="status-line">Scheduled for {shown}</strong>' in page
+    assert f"Scheduled for {shown}" in client.get("/mailings").text

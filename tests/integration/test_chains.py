@@ -268,3 +268,31 @@ def test_a_not_converted_step_skips_who_ordered_after_the_step_before_whoever_go
     Worker(ctx).run_until_idle()
 
     assert recipients(smtp_server, second) == ["c1@example.org", "c3@example.org"]
+
+
+def test_a_mailing_offers_only_the_actions_it_accepts_and_says_whether_it_can_be_deleted(
+    make_ctx, api_for, smtp_server
+):
+    ctx = make_ctx(smtp_url=smtp_server.url)
+    api = api_for(ctx)
+    first = seed(api, EMAILS[:2])["mailing"]["id"]
+    second = add_step(api, first, condition="all", delay_hours=0, name="second")["id"]
+    third = add_step(api, first, condition="clicked", delay_hours=24, name="third")["id"]
+
+    def offered(mailing_id: int) -> tuple[str, list[str], bool]:
+        mailing = api.ok("GET", f"/mailings/{mailing_id}")
+        return mailing["status"], mailing["actions"], mailing["deletable"]
+
+    assert offered(first) == ("draft", ["copy", "schedule", "send"], True)
+    assert offered(second) == ("draft", ["copy"], True)  # its chain sends it
+    assert {m["id"]: m["actions"] for m in api.ok("GET", "/mailings")["mailings"]} == {
+        first: ["copy", "schedule", "send"], second: ["copy"], third: ["copy"]}
+
+    send(api, ctx, first)  # the second step follows at once, the third is scheduled
+
+    assert offered(first) == ("sent", ["copy"], False)
+    assert offered(second) == ("sent", ["copy"], False)  # it has statistics
+    assert offered(third) == ("scheduled", ["cancel", "copy"], True)
+    for mailing_id in (first, second):
+        api.request("DELETE", f"/mailings/{mailing_id}", 409)
+    api.request("DELETE", f"/mailings/{third}", 204)

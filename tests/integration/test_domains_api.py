@@ -206,6 +206,8 @@ def test_an_unverified_domain_cannot_send_and_the_error_says_what_to_publish(
     unverified = api.post(f"/mailings/{mid}/send", expect=409).json()["error"]
     assert unverified["code"] == "domain_not_verified"
     assert f"{DOMAIN} is not verified yet" in unverified["message"]
+    assert "Domains page" in unverified["message"]
+    assert "GET /api/v1/domains" in unverified["message"]
     assert "SPF, DKIM and DMARC" in unverified["message"]
     later = (ctx.now() + timedelta(hours=1)).isoformat()
     scheduled = api.post(f"/mailings/{mid}/schedule", {"send_at": later}, expect=409)

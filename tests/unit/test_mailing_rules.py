@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tidings.domain import mailings as m
-from tidings.domain.mailings import Action, MailingStatus as S
+from tidings.domain.mailings import Action
+from tidings.domain.mailings import MailingStatus as S
 from tidings.errors import Forbidden, IllegalTransition, InvalidInput, MailingLocked
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

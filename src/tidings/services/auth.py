@@ -6,11 +6,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
-from tidings.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from tidings.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from tidings.services.context import Context
 from tidings.store import auth as store
 
@@ -49,6 +50,23 @@ def create_token(ctx: Context, *, name: str, role: str = "manager") -> str:
     return token
 
 
+def list_tokens(ctx: Context) -> list[dict[str, Any]]:
+    """Every stored API token, oldest first: ``{"id", "name", "role", "created_at"}``.
+    The token itself cannot be shown (only its hash is stored) and its hash never is."""
+    with ctx.read() as conn:
+        return [{"id": t["id"], "name": t["name"], "role": t["role"],
+                 "created_at": t["created_at"].isoformat()} for t in store.list_tokens(conn)]
+
+
+def revoke_token(ctx: Context, token_id: int) -> None:
+    """Delete the token at once: from now on it gets 401. Raises
+    ``NotFound(code="token_not_found")`` when there is no such token (already revoked)."""
+    with ctx.tx() as conn:
+        if not store.delete_token(conn, token_id):
+            raise NotFound(f"There is no API token {token_id}; it may have been revoked already.",
+                           code="token_not_found")
+
+
 def authenticate(ctx: Context, token: str | None) -> Actor:
     if not token:
         raise Unauthorized("Send an API token as 'Authorization: Bearer TOKEN'.")
@@ -75,6 +93,14 @@ def create_user(ctx: Context, *, email: str, password: str, role: str = "manager
             raise Conflict(f"A user {email} already exists.", code="user_exists")
         return store.add_user(conn, email=email, password_hash=_hasher.hash(password), role=role,
                               now=ctx.now())
+
+
+def list_users(ctx: Context) -> list[dict[str, Any]]:
+    """The people who sign in, oldest first: ``{"id", "email", "role", "created_at"}``
+    (never the password hash)."""
+    with ctx.read() as conn:
+        return [{"id": u["id"], "email": u["email"], "role": u["role"],
+                 "created_at": u["created_at"].isoformat()} for u in store.list_users(conn)]
 
 
 def sign_in(ctx: Context, *, email: str, password: str) -> Actor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +12,8 @@ from tidings.engine.render import customer_context
 from tidings.errors import InvalidInput, NotFound
 from tidings.services.auth import Actor
 from tidings.services.context import Context
+from tidings.services.engagement import send_test_message
+from tidings.services.mailings import check_sending_domain
 from tidings.store import auth as auth_store
 from tidings.store.tables import customers, templates
 
@@ -53,10 +56,11 @@ def create_template(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     values = _validate(dict(data))
     now = ctx.now()
     with ctx.tx() as conn:
-        tid = conn.execute(
+        key = conn.execute(
             templates.insert().values(**{k: values.get(k) for k in FIELDS}, created_at=now, updated_at=now)
-        ).inserted_primary_key[0]
-        return template_json(_template(conn, tid))
+        ).inserted_primary_key
+        assert key is not None
+        return template_json(_template(conn, key[0]))
 
 
 def update_template(ctx: Context, template_id: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -88,30 +92,89 @@ def list_templates(ctx: Context) -> list[dict[str, Any]]:
         return [template_json(r) for r in conn.execute(sa.select(templates).order_by(templates.c.id))]
 
 
-class _Row:
-    def __init__(self, mapping: dict[str, Any]) -> None:
-        self.__dict__.update(mapping)
+#: Who a preview is rendered for when no customer is chosen.
+SAMPLE_CUSTOMER: dict[str, Any] = {
+    "id": None, "external_id": None, "email": "customer@example.com", "phone": None,
+    "first_name": "Alex", "last_name": "Example", "attributes": {},
+}
 
 
-def preview(ctx: Context, template_id: int, customer_id: int | None) -> dict[str, Any]:
-    """The message as this customer would get it (tracking links not applied)."""
-    with ctx.tx() as conn:
-        tpl = _template(conn, template_id)
-        crow = None
-        if customer_id is not None:
-            crow = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
-            if crow is None:
-                raise InvalidInput(f"There is no customer {customer_id}.", field="customer_id")
-    row = _Row({"customer_id": customer_id, **(dict(crow._mapping) if crow else
-                {"external_id": None, "email": "customer@example.com", "phone": None,
-                 "first_name": "Alex", "last_name": "Example", "attributes": {}})})
+def _preview_customer(conn: sa.Connection, customer_id: int | None) -> dict[str, Any]:
+    if customer_id is None:
+        return SAMPLE_CUSTOMER
+    row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+    if row is None:
+        raise InvalidInput(f"There is no customer {customer_id}.", field="customer_id")
+    return dict(row._mapping)
+
+
+def _render_preview(ctx: Context, values: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (``channel``, ``subject``, ``html``, ``text``) rendered for
+    ``customer`` with a placeholder unsubscribe link and no tracking."""
+    row = SimpleNamespace(customer_id=customer["id"],
+                          **{k: customer[k] for k in SAMPLE_CUSTOMER if k != "id"})
     context = {"customer": customer_context(row),
                "unsubscribe_url": f"{ctx.settings.public_url.rstrip('/')}/u/preview",
                "mailing": {"id": None, "name": "Preview"}}
-    if tpl.channel == "sms":
-        return {"channel": "sms", "text": compile_sms(text=tpl.text).render(context)}
-    rendered = compile_email(subject=tpl.subject or "", html=tpl.html or "", text=tpl.text).render(context)
+    if values.get("channel") == "sms":
+        return {"channel": "sms", "text": compile_sms(text=values.get("text") or "").render(context)}
+    rendered = compile_email(subject=values.get("subject") or "", html=values.get("html") or "",
+                             text=values.get("text") or None).render(context)
     return {"channel": "email", "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
+
+
+def preview(ctx: Context, template_id: int, customer_id: int | None) -> dict[str, Any]:
+    """The saved template as this customer would get it (tracking links not
+    applied); the sample customer (Alex Example) when ``customer_id`` is None.
+
+    Returns ``{"channel": "email", "subject", "html", "text"}`` or
+    ``{"channel": "sms", "text"}``. Raises ``NotFound``, ``InvalidInput`` for
+    an unknown customer, ``TemplateSyntaxError``."""
+    with ctx.read() as conn:
+        template = template_json(_template(conn, template_id))
+        customer = _preview_customer(conn, customer_id)
+    return _render_preview(ctx, template, customer)
+
+
+def preview_draft(ctx: Context, values: dict[str, Any], customer_id: int | None) -> dict[str, Any]:
+    """Like :func:`preview`, for template values not saved yet (the editor's
+    live preview): ``channel`` (default email), ``subject``, ``html``, ``text``;
+    other keys are ignored, and nothing is stored."""
+    channel = values.get("channel") or "email"
+    if channel not in ("email", "sms"):
+        raise InvalidInput("channel must be email or sms.", field="channel")
+    for key in ("subject", "html", "text"):
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise InvalidInput(f"{key} must be a string.", field=key)
+    with ctx.read() as conn:
+        customer = _preview_customer(conn, customer_id)
+    return _render_preview(ctx, {**values, "channel": channel}, customer)
+
+
+def test_send(ctx: Context, template_id: int, *, to: str, customer_id: int | None) -> None:
+    """Send the saved email template to the address ``to``, once, as a test.
+
+    It comes from the default sender (``default_from_email``), rendered for
+    ``customer_id``, else for the customer with that address, else for the
+    sample customer; see :func:`~tidings.services.engagement.send_test_message`
+    (it is not counted and uses no quota). Raises ``NotFound``,
+    ``InvalidInput`` (an SMS template, a bad address: ``field="to"``; an
+    unknown customer: ``field="customer"``), and ``Conflict`` with code
+    ``domain_not_verified`` or ``test_send_failed``.
+    """
+    if not to.strip():
+        raise InvalidInput("Give the address to send the test to.", field="to")
+    from_email = ctx.settings.default_from_email
+    with ctx.read() as conn:
+        template = _template(conn, template_id)
+        if template.channel != "email":
+            raise InvalidInput("Test sends are for email templates.", field="to")
+        check_sending_domain(conn, ctx, from_email)
+    sender = {"id": None, "name": f"Test of {template.name}", "channel": "email",
+              "template_id": template_id, "from_email": from_email,
+              "from_name": ctx.settings.default_from_name, "reply_to": None, "conversion": None}
+    send_test_message(ctx, mailing=sender, to=to, customer_id=customer_id, field="to",
+                      headers={"X-Tidings-Template": str(template_id)})
 
 
 def get_quota(ctx: Context) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from tidings.domain.tracking import sign_click, sign_message_token, verify_click
 from tidings.engine.render import EmailRenderer, customer_context, renderer_for
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.services.context import Context
+from tidings.services.mailings import check_ready
 from tidings.store import customers as customer_store
 from tidings.store import engagement as store
 from tidings.store import mailings as mailing_store
@@ -253,38 +254,63 @@ def import_orders(ctx: Context, data: bytes) -> dict[str, Any]:
 def send_test(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any]:
     """Send one rendered message of an email mailing to ``data["email"]``.
 
-    The message is the mailing's own (template, sender, UTM tags) with an
-    ``X-Tidings-Test`` header; it is personalised for the customer with that
-    address if there is one, else for a sample customer. It goes through the
-    configured transport but is not counted anywhere, uses no quota and
-    leaves no message row; its tracking links work and record nothing.
-
-    Raises ``InvalidInput`` (bad address, SMS mailing, the mailing is not
-    ready), ``NotFound``, ``Conflict(code="domain_not_verified")`` like a real
-    send, and ``Conflict(code="test_send_failed")`` when the server refused
-    or could not be reached, with its reply.
+    The message is the mailing's own (template, sender, UTM tags), sent by
+    :func:`send_test_message`. Raises ``InvalidInput`` (bad address, SMS
+    mailing, the mailing is not ready), ``NotFound``,
+    ``Conflict(code="domain_not_verified")`` like a real send, and
+    ``Conflict(code="test_send_failed")`` when the server refused or could not
+    be reached, with its reply.
     """
-    from tidings.services.mailings import _check_ready
-
     address = data.get("email") if isinstance(data, dict) else None
     if not isinstance(address, str) or not address.strip():
         raise InvalidInput("Give the address to send the test to: {\"email\": ...}.", field="email")
-    try:
-        address = validate_email(address.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"email: {exc}", field="email") from None
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         mailing = mailing_store.get(conn, mailing_id)
         if mailing is None:
             raise NotFound(f"There is no mailing {mailing_id}.", code="mailing_not_found")
         if mailing["channel"] != "email":
             raise InvalidInput("Test sends are for email mailings.", field="email")
-        _check_ready(conn, ctx, mailing)
-        renderer = renderer_for(conn, mailing, secret=ctx.secret,
-                                public_url=ctx.settings.public_url)
-        customer = customer_store.find_by_email(conn, address)
+        check_ready(conn, ctx, mailing)
+    sent = send_test_message(ctx, mailing=mailing, to=address, customer_id=None, field="email")
+    return {"sent": True, "email": sent["email"], "mailing_id": mailing_id,
+            "transport": sent["transport"]}
+
+
+def send_test_message(ctx: Context, *, mailing: dict[str, Any], to: str, customer_id: int | None,
+                      field: str = "email", headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Send one test message of ``mailing``'s email template to the address ``to``.
+
+    ``mailing`` is a mailing row the caller has checked (``check_ready``), or
+    one made up for a template (``"id": None``, with ``template_id``,
+    ``from_email``, ``from_name``, ``reply_to``, ``name``, ``conversion``).
+    The message is personalised for ``customer_id`` when given, else for the
+    customer with the address ``to`` if there is one, else for a sample
+    customer; it carries an ``X-Tidings-Test`` header (and ``headers``). It
+    goes through the configured transport but is not counted anywhere, uses
+    no quota and leaves no message row; its tracking links work and record
+    nothing.
+
+    Returns ``{"email": the normalised address, "transport": its description}``.
+    Raises ``InvalidInput`` naming ``field`` for a bad address (``"customer"``
+    for an unknown customer), and ``Conflict(code="test_send_failed")`` with
+    the server's reply when it refused or could not be reached.
+    """
+    try:
+        address = validate_email(to.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"{field}: {exc}", field=field) from None
+    secret = ctx.secret  # read outside the transaction (it may be stored on first use)
+    with ctx.read() as conn:
+        renderer = renderer_for(conn, mailing, secret=secret, public_url=ctx.settings.public_url)
+        if customer_id is None:
+            customer = customer_store.find_by_email(conn, address)
+        else:
+            customer = customer_store.get(conn, customer_id)
+            if customer is None:
+                raise InvalidInput(f"There is no customer {customer_id}.", field="customer")
     assert isinstance(renderer, EmailRenderer)
-    envelope = _test_envelope(ctx, renderer, customer=customer, address=address)
+    envelope = _test_envelope(ctx, renderer, customer=customer, address=address,
+                              headers=headers or {})
     transport = make_transport(ctx.settings.smtp_url, connections=1,
                                timeout=ctx.settings.smtp_timeout)
     try:
@@ -295,17 +321,18 @@ def send_test(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, 
         reply = " ".join(str(p) for p in (outcome.code, outcome.detail) if p) or outcome.result.value
         raise Conflict(f"The test message to {address} was not sent: {reply}.",
                        code="test_send_failed")
-    return {"sent": True, "email": address, "mailing_id": mailing_id,
-            "transport": transport.description}
+    return {"email": address, "transport": transport.description}
 
 
 def _test_envelope(ctx: Context, renderer: EmailRenderer, *, customer: dict[str, Any] | None,
-                   address: str) -> Envelope:
+                   address: str, headers: dict[str, str]) -> Envelope:
     """The mailing's message for one address, like :meth:`EmailRenderer.envelope`
     but with message id :data:`TEST_MESSAGE_ID` in its links, the UTM tags
     already in the link URLs (a test click has no mailing to take them from), a
-    fresh ``Message-ID`` per test, and an ``X-Tidings-Test`` header."""
+    fresh ``Message-ID`` per test, and an ``X-Tidings-Test`` header. A template's
+    test (no mailing) says ``X-Tidings-Mailing: test``."""
     mailing = renderer.mailing
+    label = mailing["id"] if mailing["id"] is not None else f"template-{mailing['template_id']}"
     secret, base, mid = ctx.secret, renderer.base, TEST_MESSAGE_ID
     utm = utm_tags(mailing["conversion"])
     person = customer or {"id": None, "external_id": None, "email": address, "phone": None,
@@ -321,10 +348,11 @@ def _test_envelope(ctx: Context, renderer: EmailRenderer, *, customer: dict[str,
         open_pixel_url=f"{base}/t/o/{sign_message_token(secret, mid, 'open')}",
     )
     factory = MessageFactory(from_email=mailing["from_email"], from_name=mailing["from_name"],
-                             reply_to=mailing["reply_to"], mailing_id=mailing["id"],
-                             headers={"X-Tidings-Test": "yes"})
+                             reply_to=mailing["reply_to"],
+                             mailing_id=mailing["id"] if mailing["id"] is not None else "test",
+                             headers={"X-Tidings-Test": "yes", **headers})
     data = factory.build(
-        message_id_header=f"<tidings.test.{mailing['id']}.{secrets.token_hex(8)}@{renderer.domain}>",
+        message_id_header=f"<tidings.test.{label}.{secrets.token_hex(8)}@{renderer.domain}>",
         to=address, subject=rendered.subject, html=rendered.html, text=rendered.text,
         list_unsubscribe=unsubscribe,
     )

@@ -11,9 +11,11 @@ from tidings.store.tables import api_tokens, meta, quotas, users
 
 
 def add_token(conn: sa.Connection, *, name: str, role: str, token_hash: str, now: datetime) -> int:
-    return conn.execute(
+    key = conn.execute(
         api_tokens.insert().values(name=name, role=role, token_hash=token_hash, created_at=now)
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def token_role(conn: sa.Connection, token_hash: str) -> str | None:
@@ -27,10 +29,22 @@ def list_tokens(conn: sa.Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(stmt.order_by(api_tokens.c.id))]
 
 
+def delete_token(conn: sa.Connection, token_id: int) -> bool:
+    """Delete the token; False when there is none with that id."""
+    return conn.execute(api_tokens.delete().where(api_tokens.c.id == token_id)).rowcount > 0
+
+
+def list_users(conn: sa.Connection) -> list[dict[str, Any]]:
+    stmt = sa.select(users.c.id, users.c.email, users.c.role, users.c.created_at)
+    return [dict(r._mapping) for r in conn.execute(stmt.order_by(users.c.id))]
+
+
 def add_user(conn: sa.Connection, *, email: str, password_hash: str, role: str, now: datetime) -> int:
-    return conn.execute(
+    key = conn.execute(
         users.insert().values(email=email, password_hash=password_hash, role=role, created_at=now)
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def find_user(conn: sa.Connection, email: str) -> dict[str, Any] | None:

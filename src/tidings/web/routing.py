@@ -3,23 +3,26 @@
 :func:`route_class` makes the :class:`~fastapi.routing.APIRoute` subclass used
 by every web route. Around each handler it loads the signed session, refuses a
 POST without the session's CSRF token, turns :class:`SignInRequired` into a
-redirect to the sign-in page and any other :class:`TidingsError` into an HTML
-error page (the API's JSON error handlers never see a web route's error), and
-writes the session cookie back when it changed.
+redirect to the sign-in page, any other :class:`TidingsError` and a path or
+query parameter FastAPI cannot parse into an HTML error page (the API's JSON
+error handlers never see a web route's error), and writes the session cookie
+back when it changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect
@@ -48,11 +51,15 @@ class CsrfFailed(Exception):
     """A POST without the session's CSRF token."""
 
 
-def _when(value: str | datetime | None) -> str:
+def _when(value: str | datetime | None) -> Markup:
+    """A moment as ``<time>`` showing UTC; ``tidings.js`` shows it in the
+    browser's time zone (the manager's), keeping the UTC time as its title."""
     if not value:
-        return ""
+        return Markup("")
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
+    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    return Markup('<time datetime="{}" data-local-time>{}</time>').format(
+        moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment.strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def _number(value: Any) -> str:
@@ -164,6 +171,20 @@ def _error_page(request: Request, exc: TidingsError) -> Response:
     return render(request, "error.html", status_code=exc.status, message=exc.message, title=title)
 
 
+def _bad_request_page(request: Request, exc: RequestValidationError) -> Response:
+    """A page address or query FastAPI could not read (``/mailings/abc``): an HTML
+    page, where the API would answer with its JSON envelope. A bad part of the
+    path means there is no such page (404)."""
+    errors = exc.errors()
+    if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors):
+        return render(request, "error.html", status_code=404, title="Not found",
+                      message="There is no such page. Check the address, or follow a link "
+                              "from the menu.")
+    where = ".".join(str(part) for part in tuple(errors[0].get("loc", ()))[1:]) if errors else ""
+    return render(request, "error.html", status_code=422, title="Something is wrong",
+                  message=f"The address has a value this page cannot use{f' ({where})' if where else ''}.")
+
+
 async def _check_csrf(request: Request, current: Session) -> None:
     token = request.headers.get(sessions.CSRF_HEADER)
     if token is None and request.headers.get("content-type", "").startswith(
@@ -198,6 +219,8 @@ def route_class(ctx: Context) -> type[APIRoute]:
                                               "site). Go back, reload the page and try again.")
                 except TidingsError as exc:
                     response = _error_page(request, exc)
+                except RequestValidationError as exc:
+                    response = _bad_request_page(request, exc)
                 except ClientDisconnect:  # the browser left (e.g. navigated away mid-htmx)
                     return Response(status_code=400)
                 final = session_of(request)

@@ -57,9 +57,15 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         flash(request, "You are signed out.")
         return redirect("/sign-in")
 
+    def people(request: Request, *, status: int = 200, errors: dict[str, str] | None = None,
+               values: dict[str, str] | None = None, token: dict[str, str] | None = None) -> Response:
+        return render(request, "people.html", status_code=status, errors=errors or {},
+                      values=values or {}, token=token, users=auth.list_users(ctx),
+                      tokens=auth.list_tokens(ctx))
+
     @r.get("/admin/people")
     def people_page(request: Request, actor: Admin) -> Response:
-        return render(request, "people.html", errors={}, values={}, token=None)
+        return people(request)
 
     @r.post("/admin/people")
     def create_person(request: Request, actor: Admin, form: Form) -> Response:
@@ -68,8 +74,8 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
             auth.create_user(ctx, email=values["email"], password=values["password"],
                              role=values["role"] or "manager")
         except TidingsError as exc:
-            return render(request, "people.html", status_code=exc.status, errors=field_errors(exc),
-                          values=values | {"password": ""}, token=None)
+            return people(request, status=exc.status, errors=field_errors(exc),
+                          values=values | {"password": ""})
         flash(request, f"{values['email'].strip().lower()} can now sign in as {values['role']}.")
         return redirect("/admin/people")
 
@@ -78,12 +84,21 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         name, role = str(form.get("name", "")).strip(), str(form.get("role", "manager"))
         if not name:
             message = "Give the token a name, e.g. the shop's export job."
-            return render(request, "people.html", status_code=422, values={"token_name": name},
-                          errors={"token_name": message}, token=None)
+            return people(request, status=422, values={"token_name": name},
+                          errors={"token_name": message})
         try:
             token = auth.create_token(ctx, name=name, role=role)
         except TidingsError as exc:
-            return render(request, "people.html", status_code=exc.status, errors=field_errors(exc),
-                          values={"token_name": name}, token=None)
-        return render(request, "people.html", errors={}, values={},
-                      token={"name": name, "role": role, "value": token})
+            return people(request, status=exc.status, errors=field_errors(exc),
+                          values={"token_name": name})
+        return people(request, token={"name": name, "role": role, "value": token})
+
+    @r.post("/admin/tokens/{token_id}/revoke")
+    def revoke_token(request: Request, actor: Admin, token_id: int) -> Response:
+        try:
+            auth.revoke_token(ctx, token_id)
+        except TidingsError as exc:
+            flash(request, exc.message, "error")
+        else:
+            flash(request, "The token is revoked: requests with it are now refused.")
+        return redirect("/admin/people")

@@ -127,8 +127,6 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
             smtp_retry_for=ctx.settings.smtp_retry_for, lock_before=rules.LOCK_BEFORE,
             after_cancel=rules.next_status(state, Action.CANCEL).value
             if "cancel" in mailing["actions"] else None,
-            deletable=rules.is_deletable(status=state, step=mailing["step"],
-                                         has_statistics=mailing["progress"]["total"] > 0),
             editable=editable, lock_reason=lock_reason, conditions=CONDITIONS, bases=BASES,
             timezones=timezones(), errors=errors or {}, values=values or {},
         )

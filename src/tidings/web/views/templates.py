@@ -1,4 +1,4 @@
-"""Templates: the list, the editor with a live preview for a chosen customer."""
+"""Templates: the list, the editor with a live preview for a chosen customer, test sends."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from tidings.errors import TidingsError
+from tidings.errors import InvalidInput, TidingsError
 from tidings.services import audience, content
 from tidings.services.context import Context
-from tidings.web import preview
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
 
 FIELDS = ("name", "channel", "subject", "html", "text")
@@ -26,15 +25,27 @@ def _values(form: Any, template: dict[str, Any] | None) -> dict[str, Any]:
     return values
 
 
-def add_routes(r: APIRouter, ctx: Context) -> None:
-    test_send = getattr(content, "test_send", None)
+def _customer_id(ctx: Context, text: str) -> int | None:
+    """The customer given by id or email in the "For customer" field; None (the
+    sample customer) when it is empty."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    found = audience.find_customers(ctx, email=text)
+    if not found:
+        raise InvalidInput(f"There is no customer with the email {text}.", field="customer")
+    return int(found[0]["id"])
 
+
+def add_routes(r: APIRouter, ctx: Context) -> None:
     def page(request: Request, *, template: dict[str, Any] | None, values: dict[str, Any],
-             errors: dict[str, str], status: int = 200) -> Response:
+             errors: dict[str, str], status: int = 200, test_to: str = "") -> Response:
         customers = audience.find_customers(ctx, limit=50)
         return render(request, "template.html", status_code=status, template=template,
-                      values=values, errors=errors, customers=customers,
-                      can_test_send=test_send is not None)
+                      values=values, errors=errors, customers=customers, test_to=test_to,
+                      default_from=ctx.settings.default_from_email)
 
     def save(request: Request, form: Any, template: dict[str, Any] | None) -> Response:
         values = _values(form, template)
@@ -67,8 +78,8 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     def live_preview(request: Request, actor: Who, form: Form) -> Response:
         values = _values(form, None)
         try:
-            customer_id = preview.resolve_customer(ctx, str(form.get("customer", "")))
-            shown = preview.preview_draft(ctx, values, customer_id)
+            customer_id = _customer_id(ctx, str(form.get("customer", "")))
+            shown = content.preview_draft(ctx, values, customer_id)
         except TidingsError as exc:
             return render(request, "_template_preview.html", fragment=True, shown=None,
                           error=next(iter(field_errors(exc).values())))
@@ -83,17 +94,17 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     def update_template(request: Request, actor: Who, template_id: int, form: Form) -> Response:
         return save(request, form, content.get_template(ctx, template_id))
 
-    if test_send is not None:
-        @r.post("/templates/{template_id}/test-send")
-        def send_test(request: Request, actor: Who, template_id: int, form: Form) -> Response:
-            to = str(form.get("to", "")).strip()
-            try:
-                customer_id = preview.resolve_customer(ctx, str(form.get("customer", "")))
-                test_send(ctx, template_id, to=to, customer_id=customer_id)
-            except TidingsError as exc:
-                template = content.get_template(ctx, template_id)
-                errors = field_errors(exc)
-                return page(request, template=template, values=template, status=exc.status,
-                            errors={"to": errors.get("to") or next(iter(errors.values()))})
-            flash(request, f"A test message is on its way to {to}.")
-            return redirect(f"/templates/{template_id}")
+    @r.post("/templates/{template_id}/test-send")
+    def send_test(request: Request, actor: Who, template_id: int, form: Form) -> Response:
+        to = str(form.get("to", "")).strip()
+        try:
+            customer_id = _customer_id(ctx, str(form.get("customer", "")))
+            content.test_send(ctx, template_id, to=to, customer_id=customer_id)
+        except TidingsError as exc:
+            template = content.get_template(ctx, template_id)
+            errors = field_errors(exc)
+            return page(request, template=template, values=template, status=exc.status,
+                        errors={"to": errors.get("to") or next(iter(errors.values()))},
+                        test_to=to)
+        flash(request, f"A test message is on its way to {to}.")
+        return redirect(f"/templates/{template_id}")
