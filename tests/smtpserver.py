@@ -42,6 +42,8 @@ class Handler:
     defer: bool = False
     delay: float = 0.0
     pipelining: bool = True
+    # Recipients whose message is taken, after which the link breaks before the reply.
+    drop_after: set[str] = field(default_factory=set)
     gate: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,6 +74,9 @@ class Handler:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.messages.append(Received(envelope.mail_from, rcpt, envelope.original_content))
+        if self.drop_after & set(envelope.rcpt_tos):
+            server.transport.abort()
+            return "421 4.4.2 Gone"  # never reaches the client
         return "250 2.0.0 Queued"
 
 

@@ -86,6 +86,22 @@ def test_a_server_without_pipelining_gets_one_command_at_a_time(make_ctx, api_fo
     assert sorted(smtp_server.recipients()) == ["c000@example.org", "c002@example.org", "c003@example.org"]
 
 
+def test_a_link_broken_after_the_body_leaves_that_message_unknown_and_never_resent(
+    make_ctx, api_for, smtp_server
+):
+    smtp_server.handler.drop_after.add("c002@example.org")
+    ctx = make_ctx(smtp_url=smtp_server.url, smtp_connections=1, smtp_retry_for=30)
+    api = api_for(ctx)
+    mid = seed(api, 6)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    Worker(ctx).run_until_idle()
+    done = api.ok("GET", f"/mailings/{mid}")
+    assert done["status"] == "sent"
+    assert (done["progress"]["sent"], done["progress"]["unknown"]) == (5, 1)
+    assert sorted(smtp_server.recipients()) == [f"c{i:03d}@example.org" for i in range(6)]
+    assert_once_each(smtp_server)
+
+
 def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
     make_ctx, api_for, smtp_server
 ):

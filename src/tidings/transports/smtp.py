@@ -24,7 +24,6 @@ from tidings.errors import InvalidInput
 from tidings.transports.base import SENT, Envelope, Outcome, Result, Transport
 
 
-
 def dot_stuff(data: bytes) -> bytes:
     """The DATA payload: CRLF-terminated, every line starting with "." doubled
     (RFC 5321 4.5.2). ``bytes.replace`` is some hundred times faster than a
@@ -68,6 +67,22 @@ def _reply_outcome(code: int, reply: bytes, stage: str) -> Outcome:
     text = reply.decode("utf-8", "replace")
     result = Result.DEFERRED if 400 <= code < 500 or code < 0 else Result.REJECTED
     return Outcome(result=result, code=code, detail=text or f"{code} at {stage}")
+
+
+def _envelope_commands(env: Envelope) -> bytes:
+    return f"MAIL FROM:<{env.mail_from}>\r\nRCPT TO:<{env.rcpt}>\r\nDATA\r\n".encode("ascii")
+
+
+def _envelope_failure(replies: Sequence[tuple[int, bytes]]) -> Outcome | None:
+    """The outcome of a refused MAIL, RCPT or DATA, or None when DATA may follow."""
+    (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = replies
+    if mail_code != 250:
+        return _reply_outcome(mail_code, mail_reply, "MAIL FROM")
+    if rcpt_code not in (250, 251):
+        return _reply_outcome(rcpt_code, rcpt_reply, "RCPT TO")
+    if data_code != 354:
+        return _reply_outcome(data_code, data_reply, "DATA")
+    return None
 
 
 class _Slot:
@@ -144,22 +159,71 @@ class _Slot:
     def _envelope_pipelined(conn: smtplib.SMTP, env: Envelope) -> Outcome | None:
         """MAIL, RCPT and DATA in one write, three replies read back (RFC 2920):
         one round trip instead of three."""
-        conn.send(f"MAIL FROM:<{env.mail_from}>\r\nRCPT TO:<{env.rcpt}>\r\nDATA\r\n")
+        conn.send(_envelope_commands(env))
         replies = [conn.getreply() for _ in range(3)]
-        (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = replies
-        if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
-            conn.send(b".\r\n")  # a server that opened DATA anyway: close it empty
-            conn.getreply()
-        if mail_code != 250:
+        failure = _envelope_failure(replies)
+        if failure is not None:
+            if replies[2][0] == 354:  # a server that opened DATA anyway: close it empty
+                conn.send(b".\r\n")
+                conn.getreply()
             conn.rset()
-            return _reply_outcome(mail_code, mail_reply, "MAIL FROM")
-        if rcpt_code not in (250, 251):
-            conn.rset()
-            return _reply_outcome(rcpt_code, rcpt_reply, "RCPT TO")
-        if data_code != 354:
-            conn.rset()
-            return _reply_outcome(data_code, data_reply, "DATA")
-        return None
+        return failure
+
+    def send_many(self, envs: Sequence[Envelope]) -> list[Outcome]:
+        """Send ``envs`` in order over this connection. With PIPELINING each message
+        body goes out in one write together with the next message's MAIL, RCPT and
+        DATA (RFC 2920 allows message content first in a group): one round trip a
+        message. Without it, or for non-ASCII addresses, one message at a time."""
+        try:
+            conn = self.connect()
+        except (OSError, smtplib.SMTPException):
+            return [self.send_one(env) for env in envs]  # reports the connect error each
+        if not (conn.does_esmtp and conn.has_extn("pipelining")) or not all(
+            (env.mail_from + env.rcpt).isascii() for env in envs
+        ):
+            return [self.send_one(env) for env in envs]
+        outcomes: list[Outcome] = []
+
+        def lost(i: int, first: Outcome, exc: Exception) -> list[Outcome]:
+            self.drop()
+            rest = Outcome(result=Result.DEFERRED, detail=f"connection to {self.target} lost: {exc}")
+            return [*outcomes, first, *[rest] * (len(envs) - i - 1)]
+
+        try:
+            conn.send(_envelope_commands(envs[0]))
+        except OSError as exc:
+            self.drop()
+            return [Outcome(result=Result.DEFERRED, detail=f"connection to {self.target} lost: {exc}")
+                    ] * len(envs)
+        for i, env in enumerate(envs):
+            nxt = _envelope_commands(envs[i + 1]) if i + 1 < len(envs) else b""
+            before_data = Outcome(result=Result.DEFERRED,
+                                  detail=f"connection to {self.target} lost before DATA")
+            try:
+                replies = [conn.getreply() for _ in range(3)]
+            except (OSError, smtplib.SMTPException) as exc:
+                return lost(i, before_data, exc)
+            failure = _envelope_failure(replies)
+            if failure is not None:
+                try:
+                    if replies[2][0] == 354:  # a server that opened DATA anyway: close it empty
+                        conn.send(b".\r\n")
+                        conn.getreply()
+                    conn.send(b"RSET\r\n" + nxt)
+                    conn.getreply()
+                except (OSError, smtplib.SMTPException) as exc:
+                    return lost(i, failure, exc)
+                outcomes.append(failure)
+                continue
+            try:
+                conn.send(dot_stuff(env.data) + b".\r\n" + nxt)
+                code, reply = conn.getreply()
+            except (OSError, smtplib.SMTPException) as exc:
+                uncertain = Outcome(result=Result.UNCERTAIN,
+                                    detail=f"connection to {self.target} lost after the message: {exc}")
+                return lost(i, uncertain, exc)
+            outcomes.append(SENT if code == 250 else _reply_outcome(code, reply, "end of DATA"))
+        return outcomes
 
     def send_one(self, env: Envelope) -> Outcome:
         try:
@@ -210,11 +274,7 @@ class SmtpTransport:
     def _send_chunk(self, chunk: Sequence[Envelope]) -> list[Outcome]:
         slot = self._slots.get()
         try:
-            outcomes = []
-            for env in chunk:
-                outcome = slot.send_one(env)
-                outcomes.append(outcome)
-            return outcomes
+            return slot.send_many(chunk)
         finally:
             self._slots.put(slot)
 
