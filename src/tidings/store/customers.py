@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from tidings.store.tables import customers
 
+ANALYZE_AFTER = 5000  # new rows in one batch that make PostgreSQL refresh its statistics
 FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "email_status", "sms_status")
 
 
@@ -67,6 +68,11 @@ def upsert_many(conn: sa.Connection, items: Sequence[Any], *, now: datetime) -> 
             .values({f: sa.bindparam(f"b_{f}") for f in (*FIELDS, "attributes")} | {"updated_at": now}),
             [{"b_id": cid} | {f"b_{f}": r[f] for f in (*FIELDS, "attributes")} for cid, r in changed.items()],
         )
+    if len(new) >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
+        # A table that grew fast still has the statistics of a small one, and the
+        # planner then scans it for every key lookup of the next batch (seen: 16 s
+        # for one batch at 500,000 customers). Sampling takes a fraction of a second.
+        conn.exec_driver_sql("ANALYZE customers")
     return [r["id"] for r in rows], len(new)
 
 
