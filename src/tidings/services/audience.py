@@ -10,10 +10,10 @@ from tidings.domain.customers import parse_customers_csv, validate_customer
 from tidings.domain.segments import parse_rules
 from tidings.errors import InvalidInput, NotFound
 from tidings.services.context import Context
+from tidings.store import content as content_store
 from tidings.store import customers as store
 from tidings.store import mailings as mailing_store
 from tidings.store.segments import count_reachable
-from tidings.store.tables import segments
 
 MAX_BATCH = 10_000
 
@@ -112,10 +112,8 @@ def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     parse_rules(rules)
     now = ctx.now()
     with ctx.tx() as conn:
-        segment_id = conn.execute(
-            segments.insert().values(name=name, rules=rules, created_at=now, updated_at=now)
-        ).inserted_primary_key[0]
-        return segment_json(conn.execute(sa.select(segments).where(segments.c.id == segment_id)).one())
+        segment_id = content_store.insert_segment(conn, name=name, rules=rules, now=now)
+        return segment_json(_segment(conn, segment_id))
 
 
 def update_segment(ctx: Context, segment_id: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -129,13 +127,12 @@ def update_segment(ctx: Context, segment_id: int, data: dict[str, Any]) -> dict[
         values["rules"] = data["rules"]
     with ctx.tx() as conn:
         _segment(conn, segment_id)
-        conn.execute(segments.update().where(segments.c.id == segment_id)
-                     .values(**values, updated_at=ctx.now()))
+        content_store.update_segment(conn, segment_id, values, now=ctx.now())
         return segment_json(_segment(conn, segment_id))
 
 
 def _segment(conn: sa.Connection, segment_id: int) -> Any:
-    row = conn.execute(sa.select(segments).where(segments.c.id == segment_id)).first()
+    row = content_store.get_segment(conn, segment_id)
     if row is None:
         raise NotFound(f"There is no segment {segment_id}.", code="segment_not_found")
     return row
@@ -148,7 +145,7 @@ def get_segment(ctx: Context, segment_id: int) -> dict[str, Any]:
 
 def list_segments(ctx: Context) -> list[dict[str, Any]]:
     with ctx.read() as conn:
-        return [segment_json(r) for r in conn.execute(sa.select(segments).order_by(segments.c.id))]
+        return [segment_json(r) for r in content_store.list_segments(conn)]
 
 
 def count_segment(ctx: Context, segment_id: int) -> dict[str, int]:

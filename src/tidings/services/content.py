@@ -15,7 +15,7 @@ from tidings.services.context import Context
 from tidings.services.engagement import send_test_message
 from tidings.services.mailings import check_sending_domain
 from tidings.store import auth as auth_store
-from tidings.store.tables import customers, templates
+from tidings.store import content as content_store
 
 FIELDS = ("name", "channel", "subject", "html", "text")
 
@@ -56,11 +56,8 @@ def create_template(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     values = _validate(dict(data))
     now = ctx.now()
     with ctx.tx() as conn:
-        key = conn.execute(
-            templates.insert().values(**{k: values.get(k) for k in FIELDS}, created_at=now, updated_at=now)
-        ).inserted_primary_key
-        assert key is not None
-        return template_json(_template(conn, key[0]))
+        template_id = content_store.insert_template(conn, {k: values.get(k) for k in FIELDS}, now=now)
+        return template_json(_template(conn, template_id))
 
 
 def update_template(ctx: Context, template_id: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -70,26 +67,26 @@ def update_template(ctx: Context, template_id: int, data: dict[str, Any]) -> dic
         if merged["channel"] != current["channel"]:
             raise InvalidInput("The channel of a template cannot change.", field="channel")
         values = _validate(merged)
-        conn.execute(templates.update().where(templates.c.id == template_id)
-                     .values(**{k: values.get(k) for k in FIELDS}, updated_at=ctx.now()))
+        content_store.update_template(conn, template_id, {k: values.get(k) for k in FIELDS},
+                                      now=ctx.now())
         return template_json(_template(conn, template_id))
 
 
 def _template(conn: sa.Connection, template_id: int) -> Any:
-    row = conn.execute(sa.select(templates).where(templates.c.id == template_id)).first()
+    row = content_store.get_template(conn, template_id)
     if row is None:
         raise NotFound(f"There is no template {template_id}.", code="template_not_found")
     return row
 
 
 def get_template(ctx: Context, template_id: int) -> dict[str, Any]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return template_json(_template(conn, template_id))
 
 
 def list_templates(ctx: Context) -> list[dict[str, Any]]:
-    with ctx.tx() as conn:
-        return [template_json(r) for r in conn.execute(sa.select(templates).order_by(templates.c.id))]
+    with ctx.read() as conn:
+        return [template_json(r) for r in content_store.list_templates(conn)]
 
 
 #: Who a preview is rendered for when no customer is chosen.
@@ -102,7 +99,7 @@ SAMPLE_CUSTOMER: dict[str, Any] = {
 def _preview_customer(conn: sa.Connection, customer_id: int | None) -> dict[str, Any]:
     if customer_id is None:
         return SAMPLE_CUSTOMER
-    row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+    row = content_store.customer_row(conn, customer_id)
     if row is None:
         raise InvalidInput(f"There is no customer {customer_id}.", field="customer_id")
     return dict(row._mapping)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import sqlalchemy as sa
-
 from tidings.services import audience, content, mailings
 from tidings.services.context import Context
-from tidings.store.tables import customers
+from tidings.store import content as content_store
 
 FIRST = ["Anna", "Boris", "Chloe", "Dmitri", "Emma", "Farid", "Greta", "Hugo", "Iris", "Jonas"]
 LAST = ["Novak", "Ivanova", "Martin", "Schmidt", "Rossi", "Silva", "Kowalski", "Dubois"]
@@ -18,7 +16,8 @@ CITIES = ["Berlin", "Lisbon", "Riga", "Prague", "Lyon"]
 HTML = """<html><head><style>h1 { color: #2b5797; } .cta { background: #2b5797; color: #fff;
 padding: 8px 14px; text-decoration: none; }</style></head><body>
 <h1>Hello {{ customer.first_name or "there" }}!</h1>
-<p>Our autumn collection has arrived{% if customer.attributes.city %} in {{ customer.attributes.city }}{% endif %}.</p>
+<p>Our autumn collection has arrived{% if customer.attributes.city %}
+in {{ customer.attributes.city }}{% endif %}.</p>
 <p><a class="cta" href="https://shop.example.com/autumn">See what's new</a></p>
 <p style="font-size:12px">You get this because you subscribed at our shop.
 <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
@@ -27,7 +26,7 @@ padding: 8px 14px; text-decoration: none; }</style></head><body>
 
 def is_empty(ctx: Context) -> bool:
     with ctx.tx() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one() == 0
+        return not content_store.has_customers(conn)
 
 
 def seed(ctx: Context, *, send: bool = False, size: int = 200) -> dict[str, Any]:

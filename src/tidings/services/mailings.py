@@ -13,8 +13,8 @@ from tidings.domain.mailings import Action, MailingStatus
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.services.auth import Actor
 from tidings.services.context import Context
+from tidings.store import content as content_store
 from tidings.store import mailings as store
-from tidings.store.tables import domains, segments, templates
 
 EDITABLE = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
             "conversion", "delay_hours", "condition")
@@ -98,13 +98,10 @@ def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True
 
 def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: str) -> None:
     if values.get("segment_id") is not None:
-        found = sa.select(segments.c.id).where(segments.c.id == values["segment_id"])
-        if conn.execute(found).first() is None:
+        if content_store.get_segment(conn, values["segment_id"]) is None:
             raise InvalidInput(f"There is no segment {values['segment_id']}.", field="segment_id")
     if values.get("template_id") is not None:
-        tpl_channel = conn.execute(
-            sa.select(templates.c.channel).where(templates.c.id == values["template_id"])
-        ).scalar_one_or_none()
+        tpl_channel = content_store.template_channel(conn, values["template_id"])
         if tpl_channel is None:
             raise InvalidInput(f"There is no template {values['template_id']}.", field="template_id")
         if tpl_channel != channel:
@@ -208,9 +205,7 @@ def check_sending_domain(conn: sa.Connection, ctx: Context, from_email: str) -> 
     if not ctx.settings.require_verified_domain or ctx.settings.smtp_url.startswith("file://"):
         return
     domain = from_email.rsplit("@", 1)[1].lower()
-    verified = conn.execute(
-        sa.select(domains.c.verified).where(domains.c.domain == domain)
-    ).scalar_one_or_none()
+    verified = content_store.domain_verified(conn, domain)
     if verified:
         return
     if verified is None:
