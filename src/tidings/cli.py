@@ -57,6 +57,11 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     click.echo(f"Tidings is at http://{host}:{port}/  (API: /api/v1, OpenAPI: /openapi.json)")
     if ctx.settings.smtp_url.startswith("file://"):
         click.echo(f"Mail goes to the outbox folder {ctx.settings.smtp_url.removeprefix('file://')}/")
+    from tidings.services import auth
+
+    if not auth.list_users(ctx):
+        click.echo("Nobody can sign in to the web UI yet; create a person with\n"
+                   "  .venv/bin/tidings user create --email you@example.com --password '...' --role admin")
     click.echo(f"Admin API token: {token}")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
