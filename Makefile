@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tidings serve
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/pytest -q tests
 
 lint: $(STAMP)

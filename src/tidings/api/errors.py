@@ -47,7 +47,7 @@ def install(app: FastAPI) -> None:
         field = _loc(tuple(first.get("loc", ())))
         if first.get("type") == "json_invalid":
             return envelope(400, "invalid_json", "The request body is not valid JSON.")
-        msg = first.get("msg", "invalid value")
+        msg = str(first.get("msg", "invalid value"))
         return envelope(422, "invalid_input", f"{field}: {msg}" if field else msg, field=field or None)
 
     @app.exception_handler(HTTPException)

@@ -27,19 +27,19 @@ def upsert_many(conn: sa.Connection, items: Sequence[Any], *, now: datetime) -> 
     by_email: dict[str, dict[str, Any]] = {}
     by_ext: dict[str, dict[str, Any]] = {}
     cols = [customers.c.id, customers.c.attributes, *(customers.c[f] for f in FIELDS)]
-    for key, values, index in (("email", emails, by_email), ("external_id", ext_ids, by_ext)):
-        for start in range(0, len(values), 900):
-            chunk = values[start : start + 900]
-            for row in conn.execute(sa.select(*cols).where(customers.c[key].in_(chunk))):
-                index[row._mapping[key]] = dict(row._mapping)
+    for key, keys, index in (("email", emails, by_email), ("external_id", ext_ids, by_ext)):
+        for start in range(0, len(keys), 900):
+            chunk = keys[start : start + 900]
+            for found in conn.execute(sa.select(*cols).where(customers.c[key].in_(chunk))):
+                index[found._mapping[key]] = dict(found._mapping)
     rows: list[dict[str, Any]] = []  # one per input item, shared when keys repeat
     new: list[dict[str, Any]] = []
     changed: dict[int, dict[str, Any]] = {}
     for item in items:
-        row = (by_ext.get(item.external_id) if item.external_id else None) or (
+        row: dict[str, Any] | None = (by_ext.get(item.external_id) if item.external_id else None) or (
             by_email.get(item.email) if item.email else None
         )
-        values = {f: getattr(item, f) for f in FIELDS if getattr(item, f) is not None}
+        values: dict[str, Any] = {f: getattr(item, f) for f in FIELDS if getattr(item, f) is not None}
         if row is None:
             row = {f: None for f in FIELDS} | {"email_status": "subscribed", "sms_status": "subscribed"}
             row |= values | {"id": None, "attributes": dict(item.attributes)}

@@ -26,7 +26,7 @@ m, msg, pkg, cust = mailings, messages, packages, customers
 
 
 def insert(conn: sa.Connection, values: dict[str, Any]) -> int:
-    return conn.execute(m.insert().values(**values)).inserted_primary_key[0]
+    return conn.execute(m.insert().values(**values).returning(m.c.id)).scalar_one()
 
 
 def get(conn: sa.Connection, mailing_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
@@ -68,7 +68,8 @@ def delete(conn: sa.Connection, ids: Sequence[int]) -> None:
 
 
 def has_messages(conn: sa.Connection, mailing_id: int) -> bool:
-    return conn.execute(sa.select(msg.c.id).where(msg.c.mailing_id == mailing_id).limit(1)).first() is not None
+    first = sa.select(msg.c.id).where(msg.c.mailing_id == mailing_id).limit(1)
+    return conn.execute(first).first() is not None
 
 
 def due_scheduled(conn: sa.Connection, now: datetime) -> list[int]:
@@ -148,7 +149,7 @@ def make_packages(conn: sa.Connection, *, mailing_id: int, size: int, first_seq:
 
 
 def progress(conn: sa.Connection, mailing_id: int) -> Progress:
-    counts = dict(
+    counts: dict[str, int] = dict(
         conn.execute(
             sa.select(msg.c.status, sa.func.count())
             .where(msg.c.mailing_id == mailing_id)
@@ -370,6 +371,8 @@ def messages_for_customer(conn: sa.Connection, customer_id: int, *, limit: int) 
 def package_summary(conn: sa.Connection, mailing_id: int) -> dict[str, int]:
     return dict(
         conn.execute(
-            sa.select(pkg.c.status, sa.func.count()).where(pkg.c.mailing_id == mailing_id).group_by(pkg.c.status)
+            sa.select(pkg.c.status, sa.func.count())
+            .where(pkg.c.mailing_id == mailing_id)
+            .group_by(pkg.c.status)
         ).all()
     )
