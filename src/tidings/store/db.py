@@ -40,10 +40,6 @@ def make_engine(url: str, **kwargs: object) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def is_postgres(engine: sa.Engine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -171,12 +171,3 @@ def record_event(
     conn.execute(
         feedback_events.insert().values(type=type, message_id=message_id, detail=detail, created_at=now)
     )
-
-
-def events_of(conn: sa.Connection, message_id: int) -> list[dict[str, Any]]:
-    stmt = (
-        sa.select(feedback_events)
-        .where(feedback_events.c.message_id == message_id)
-        .order_by(feedback_events.c.id)
-    )
-    return [dict(r._mapping) for r in conn.execute(stmt)]

@@ -352,11 +352,6 @@ def close_package(conn: sa.Connection, package_id: int, *, done: bool, now: date
     return reserved
 
 
-def messages_of(conn: sa.Connection, mailing_id: int, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
-    stmt = sa.select(msg).where(msg.c.mailing_id == mailing_id).order_by(msg.c.id).limit(limit).offset(offset)
-    return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
 def messages_for_customer(conn: sa.Connection, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
     stmt = (
         sa.select(msg, m.c.name.label("mailing_name"))
@@ -366,13 +361,3 @@ def messages_for_customer(conn: sa.Connection, customer_id: int, *, limit: int) 
         .limit(limit)
     )
     return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
-def package_summary(conn: sa.Connection, mailing_id: int) -> dict[str, int]:
-    return dict(
-        conn.execute(
-            sa.select(pkg.c.status, sa.func.count())
-            .where(pkg.c.mailing_id == mailing_id)
-            .group_by(pkg.c.status)
-        ).all()
-    )
