@@ -12,10 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tidings.domain.templates import compile_email, compile_sms
-from tidings.domain.tracking import sign_click, sign_message_token
+from tidings.domain.templates import compile_email, compile_sms, merge_utm
+from tidings.domain.tracking import bounce_address, sign_click, sign_message_token
+from tidings.store import content as content_store
 from tidings.store import domains as domain_store
-from tidings.store.tables import templates
 from tidings.transports.base import Envelope
 from tidings.transports.dkim import DkimSigner, UndecryptableSecret, decrypt_secret
 from tidings.transports.mime import MessageFactory
@@ -34,6 +34,11 @@ def customer_context(row: Any) -> dict[str, Any]:
         "last_name": row.last_name or "",
         "attributes": row.attributes or {},
     }
+
+
+def unsubscribe_url(base: str, secret: bytes, message_id: int) -> str:
+    """The signed unsubscribe page of a message (also its ``List-Unsubscribe``)."""
+    return f"{base}/u/{sign_message_token(secret, message_id, 'unsub')}"
 
 
 class EmailRenderer:
@@ -62,30 +67,40 @@ class EmailRenderer:
     def message_id_header(self, message_id: int) -> str:
         return f"<tidings.{self.mailing['id']}.{message_id}@{self.domain}>"
 
-    def unsubscribe_url(self, message_id: int) -> str:
-        return f"{self.base}/u/{sign_message_token(self.secret, message_id, 'unsub')}"
-
     def mail_from(self, message_id: int) -> str:
-        return f"bounces+{sign_message_token(self.secret, message_id, 'bounce')}@{self.domain}"
+        return bounce_address(self.secret, message_id, domain=self.domain)
 
     def envelope(self, row: Any) -> Envelope:
-        mid = row.id
-        unsubscribe = self.unsubscribe_url(mid)
-        secret, base = self.secret, self.base
+        """The message of one recipient (a row of ``store.mailings.next_group``)."""
+        return self.assemble(message_id=row.id, customer=customer_context(row), to=row.address)
+
+    def assemble(self, *, message_id: int, customer: dict[str, Any], to: str,
+                 utm: dict[str, str] | None = None, factory: MessageFactory | None = None,
+                 message_id_header: str | None = None) -> Envelope:
+        """Render, assemble and sign one message. ``utm`` puts the tags into the
+        link targets themselves (a test send, whose clicks have no mailing to take
+        them from); ``factory`` and ``message_id_header`` replace the mailing's."""
+        mid, secret, base = message_id, self.secret, self.base
+        unsubscribe = unsubscribe_url(base, secret, mid)
+        if utm is None:
+            def link(url: str) -> str:
+                return f"{base}/t/c/{sign_click(secret, mid, url)}"
+        else:
+            def link(url: str) -> str:
+                return f"{base}/t/c/{sign_click(secret, mid, merge_utm(url, utm))}"
         rendered = self.compiled.render(
-            {"customer": customer_context(row), "unsubscribe_url": unsubscribe,
-             "mailing": self.mailing_ctx},
-            link=lambda url: f"{base}/t/c/{sign_click(secret, mid, url)}",
+            {"customer": customer, "unsubscribe_url": unsubscribe, "mailing": self.mailing_ctx},
+            link=link,
             open_pixel_url=f"{base}/t/o/{sign_message_token(secret, mid, 'open')}",
         )
-        data = self.factory.build(
-            message_id_header=self.message_id_header(mid), to=row.address,
+        data = (factory or self.factory).build(
+            message_id_header=message_id_header or self.message_id_header(mid), to=to,
             subject=rendered.subject, html=rendered.html, text=rendered.text,
             list_unsubscribe=unsubscribe,
         )
         if self.signer is not None:
             data = self.signer.sign(data)
-        return Envelope(message_id=mid, mail_from=self.mail_from(mid), rcpt=row.address, data=data)
+        return Envelope(message_id=mid, mail_from=self.mail_from(mid), rcpt=to, data=data)
 
 
 class SmsRenderer:
@@ -100,7 +115,7 @@ class SmsRenderer:
         self.mailing_ctx = {"id": mailing["id"], "name": mailing["name"]}
 
     def envelope(self, row: Any) -> Envelope:
-        unsubscribe = f"{self.base}/u/{sign_message_token(self.secret, row.id, 'unsub')}"
+        unsubscribe = unsubscribe_url(self.base, self.secret, row.id)
         text = self.compiled.render({"customer": customer_context(row), "unsubscribe_url": unsubscribe,
                                      "mailing": self.mailing_ctx})
         return Envelope(message_id=row.id, mail_from=str(self.mailing["id"]), rcpt=row.address,
@@ -129,10 +144,10 @@ def dkim_signer(conn: sa.Connection, from_email: str, *, secret: bytes) -> DkimS
 
 def renderer_for(conn: sa.Connection, mailing: dict[str, Any], *, secret: bytes,
                  public_url: str) -> EmailRenderer | SmsRenderer:
-    template = conn.execute(sa.select(templates).where(templates.c.id == mailing["template_id"])).one()
+    row = content_store.get_template(conn, mailing["template_id"])
+    assert row is not None  # a mailing's template cannot be deleted
+    template = dict(row._mapping)
     if mailing["channel"] == "email":
-        return EmailRenderer(mailing=mailing, template=dict(template._mapping), secret=secret,
-                             public_url=public_url,
+        return EmailRenderer(mailing=mailing, template=template, secret=secret, public_url=public_url,
                              signer=dkim_signer(conn, mailing["from_email"], secret=secret))
-    return SmsRenderer(mailing=mailing, template=dict(template._mapping), secret=secret,
-                       public_url=public_url)
+    return SmsRenderer(mailing=mailing, template=template, secret=secret, public_url=public_url)

@@ -41,7 +41,7 @@ from tidings.domain.engagement import (
 )
 from tidings.domain.mailings import UTM_KEYS
 from tidings.domain.templates import merge_utm
-from tidings.domain.tracking import sign_click, sign_message_token, verify_click, verify_message_token
+from tidings.domain.tracking import verify_click, verify_message_token
 from tidings.engine.render import EmailRenderer, customer_context, renderer_for
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.services.context import Context
@@ -309,7 +309,7 @@ def send_test_message(ctx: Context, *, mailing: dict[str, Any], to: str, custome
             if customer is None:
                 raise InvalidInput(f"There is no customer {customer_id}.", field="customer")
     assert isinstance(renderer, EmailRenderer)
-    envelope = _test_envelope(ctx, renderer, customer=customer, address=address,
+    envelope = _test_envelope(renderer, customer=customer, address=address,
                               headers=headers or {})
     transport = make_transport(ctx.settings.smtp_url, connections=1,
                                timeout=ctx.settings.smtp_timeout)
@@ -324,7 +324,7 @@ def send_test_message(ctx: Context, *, mailing: dict[str, Any], to: str, custome
     return {"email": address, "transport": transport.description}
 
 
-def _test_envelope(ctx: Context, renderer: EmailRenderer, *, customer: dict[str, Any] | None,
+def _test_envelope(renderer: EmailRenderer, *, customer: dict[str, Any] | None,
                    address: str, headers: dict[str, str]) -> Envelope:
     """The mailing's message for one address, like :meth:`EmailRenderer.envelope`
     but with message id :data:`TEST_MESSAGE_ID` in its links, the UTM tags
@@ -333,31 +333,18 @@ def _test_envelope(ctx: Context, renderer: EmailRenderer, *, customer: dict[str,
     test (no mailing) says ``X-Tidings-Mailing: test``."""
     mailing = renderer.mailing
     label = mailing["id"] if mailing["id"] is not None else f"template-{mailing['template_id']}"
-    secret, base, mid = ctx.secret, renderer.base, TEST_MESSAGE_ID
-    utm = utm_tags(mailing["conversion"])
     person = customer or {"id": None, "external_id": None, "email": address, "phone": None,
                           "first_name": "Alex", "last_name": "Example", "attributes": {}}
     row = SimpleNamespace(customer_id=person["id"], **{
         k: person[k] for k in ("external_id", "email", "phone", "first_name", "last_name",
                                "attributes")})
-    unsubscribe = renderer.unsubscribe_url(mid)
-    rendered = renderer.compiled.render(
-        {"customer": customer_context(row), "unsubscribe_url": unsubscribe,
-         "mailing": renderer.mailing_ctx},
-        link=lambda url: f"{base}/t/c/{sign_click(secret, mid, merge_utm(url, utm))}",
-        open_pixel_url=f"{base}/t/o/{sign_message_token(secret, mid, 'open')}",
-    )
     factory = MessageFactory(from_email=mailing["from_email"], from_name=mailing["from_name"],
                              reply_to=mailing["reply_to"],
                              mailing_id=mailing["id"] if mailing["id"] is not None else "test",
                              headers={"X-Tidings-Test": "yes", **headers})
-    data = factory.build(
-        message_id_header=f"<tidings.test.{label}.{secrets.token_hex(8)}@{renderer.domain}>",
-        to=address, subject=rendered.subject, html=rendered.html, text=rendered.text,
-        list_unsubscribe=unsubscribe,
-    )
     # DKIM-signed like the mailing's own messages when its domain has a key.
-    signer = getattr(renderer, "signer", None)
-    if signer is not None:
-        data = signer.sign(data)
-    return Envelope(message_id=mid, mail_from=renderer.mail_from(mid), rcpt=address, data=data)
+    return renderer.assemble(
+        message_id=TEST_MESSAGE_ID, customer=customer_context(row), to=address,
+        utm=utm_tags(mailing["conversion"]), factory=factory,
+        message_id_header=f"<tidings.test.{label}.{secrets.token_hex(8)}@{renderer.domain}>",
+    )
