@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -385,6 +386,7 @@ def test_html_to_text_drops_what_a_reader_does_not_see() -> None:
 
 
 def test_links_are_rewritten_in_html_and_text_except_unsubscribe_mailto_and_anchors() -> None:
+    # the attribute keeps the quotes it was written with
     compiled = email(
         '<p><a href="https://shop.example/a?x=1&amp;y=2">A</a> '
         "<a href='http://shop.example/b'>B</a> <a href=https://shop.example/c>C</a> "
@@ -406,8 +408,8 @@ def test_links_are_rewritten_in_html_and_text_except_unsubscribe_mailto_and_anch
     assert calls == ["https://shop.example/a?x=1&y=2", "http://shop.example/b", "https://shop.example/c"]
     assert rendered.html == (
         '<p><a href="https://t.example/c/1?u=https://shop.example/a?x=1&amp;y=2">A</a> '
-        '<a href="https://t.example/c/2?u=http://shop.example/b">B</a> '
-        '<a href="https://t.example/c/3?u=https://shop.example/c">C</a> '
+        "<a href='https://t.example/c/2?u=http://shop.example/b'>B</a> "
+        '<a href=https://t.example/c/3?u=https://shop.example/c>C</a> '
         '<a data-href="https://shop.example/d">D</a> '
         '<a href="mailto:x@example.com">M</a> <a href="#top">T</a> '
         f'<a href="{UNSUBSCRIBE}">U</a> '
@@ -433,7 +435,7 @@ def test_links_in_upper_case_attributes_are_rewritten() -> None:
 
     html = compiled.render(context(), link=lambda url: "https://t.example/c/1").html
 
-    assert html == '<A href="https://t.example/c/1">Shop</A>'
+    assert html == '<A HREF="https://t.example/c/1">Shop</A>'
 
 
 def test_without_a_link_function_links_are_left_alone() -> None:
@@ -528,3 +530,78 @@ def test_any_mix_of_html_and_jinja_compiles_and_renders_or_is_refused_as_invalid
 
     if "<style" not in source:
         assert compiled.html_source == source
+
+
+# ----------------------------------------------------------------- static links
+
+TRACKED = "https://t.example/t/c/"
+
+
+def numbered_links() -> tuple[list[str], Any]:
+    calls: list[str] = []
+
+    def link(url: str) -> str:
+        if url not in calls:
+            calls.append(url)
+        return TRACKED + hashlib.sha256(url.encode()).hexdigest()[:8]  # like a token: no URL inside
+
+    return calls, link
+
+
+def test_links_written_in_the_template_are_filled_in_without_a_search_and_match_the_search() -> None:
+    source = (
+        '<p><a href="https://shop.example/a?x=1&amp;y=2">A</a> <a href=\'http://shop.example/b\'>B</a> '
+        '<a href="{{ customer.attributes.site }}">Own</a> '
+        '<a href="https://shop.example/c?id={{ customer.id }}">C</a> '
+        '<a href="{{ unsubscribe_url }}">U</a></p>'
+    )
+    text = "Shop: https://shop.example/a?x=1&y=2. Yours: {{ customer.attributes.site }}"
+    compiled = email(source, text=text)
+    ctx = context(attributes={"site": "https://anna.example/"})
+
+    assert len(compiled.static_links) == 3  # the two literal hrefs and the literal text URL
+    fast_calls, fast = numbered_links()
+    slow_calls, slow = numbered_links()
+    rendered = compiled.render(ctx, link=fast, link_prefix=TRACKED)
+    searched = compiled.render(ctx, link=slow)
+
+    assert rendered == searched
+    assert sorted(fast_calls) == sorted(slow_calls) == sorted([
+        "https://shop.example/a?x=1&y=2", "http://shop.example/b", "https://anna.example/",
+        "https://shop.example/c?id=7",
+    ])
+    assert f'href="{UNSUBSCRIBE}"' in rendered.html  # never tracked
+    assert compiled.render(ctx).html == compiled.render(ctx).html.replace(TRACKED, "")  # untracked
+    assert 'href=\'http://shop.example/b\'' in compiled.render(ctx).html  # as written
+
+
+LINK_FRAGMENTS = [
+    '<a href="https://s.example/p">', "<a href='https://s.example/q?a=1&amp;b=2'>", "<a href=https://s.example/r>",
+    ' href=https://s.example/u ', '<a href="https://s.example/p?id={{ customer.id }}">',
+    "https://s.example/t ", "https://s.example/v", '<a href="{{ customer.attributes.site }}">',
+    "{{ customer.id }}", "{{ customer.attributes.site }}", "{%- if customer.attributes.vip -%}",
+    "{% endif %}", "{{ unsubscribe_url }}", '"', "'", " ", "\n", ".", "</a>", "<p>", "{# c #}",
+    "{% raw %}https://s.example/raw {% endraw %}", "<style>p{color:red}</style>", "x",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(st.sampled_from(LINK_FRAGMENTS), max_size=20),
+       site=st.sampled_from(["https://anna.example/", "", "x https://d.example/y"]))
+def test_filling_in_static_links_renders_exactly_what_searching_the_output_does(
+    parts: list[str], site: str
+) -> None:
+    # Every href value is closed (an unclosed one swallowing the next link is garbage either way).
+    source = "".join(parts)
+    try:
+        compiled = email(source, text=source.replace("<", " "))
+        derived = email(source)
+    except InvalidInput:
+        return
+    ctx = context(attributes={"site": site, "vip": len(parts) % 2 == 0})
+    for template in (compiled, derived):
+        fast_calls, fast = numbered_links()
+        slow_calls, slow = numbered_links()
+
+        assert template.render(ctx, link=fast, link_prefix=TRACKED) == template.render(ctx, link=slow)
+        assert set(slow_calls) <= set(fast_calls)  # plus literal links in a branch not taken

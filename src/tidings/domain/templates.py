@@ -43,6 +43,7 @@ import css_inline
 import jinja2
 from jinja2 import ChainableUndefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import Markup
 
 from tidings.errors import InvalidInput, TemplateSyntaxError, TidingsError
 
@@ -588,6 +589,7 @@ _HREF = re.compile(r"""href\s*=\s*(?:"(https?://[^"]*)"|'(https?://[^']*)'|(http
 _HREF_ANY_CASE = re.compile(_HREF.pattern, re.I)
 _TEXT_URL = re.compile(r"""https?://[^\s<>"'()\[\]]+""")
 _TRAILING = ".,;:!?"
+_URL_STOP = frozenset(" \t\n\r\f\v<>\"'()[]")  # characters that end a _TEXT_URL
 _BEFORE_ATTRIBUTE = frozenset(" \t\n\r\f\"'")
 _LINE_BREAKS = re.compile(r"\s*[\r\n\x0b\x0c\x85\u2028\u2029]+\s*")
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
@@ -607,24 +609,121 @@ def _memo_link(link: LinkRewriter, skip: str | None) -> Callable[[str], str]:
     return rewrite
 
 
+def _href_value(m: re.Match[str]) -> int:
+    """The group of an :data:`_HREF` match holding the URL (1: "", 2: '', 3: unquoted)."""
+    return 1 if m.start(1) >= 0 else 2 if m.start(2) >= 0 else 3
+
+
+def _tracked_value(new: str, group: int) -> str:
+    """A rewritten URL as the value of an href written with quotes ``group``."""
+    value = htmllib.escape(new)
+    return f'"{value}"' if group == 3 and any(c.isspace() for c in value) else value
+
+
 def _rewrite_html(html: str, rewrite: Callable[[str], str], pattern: re.Pattern[str]) -> str:
+    """Rewrite each link's URL; the attribute keeps its spelling and quotes."""
     def repl(m: re.Match[str]) -> str:
         if html[m.start() - 1] not in _BEFORE_ATTRIBUTE:  # data-href=, or text
             return m.group()
-        value = m.group(1) or m.group(2) or m.group(3)
+        group = _href_value(m)
+        value = m.group(group)
         url = htmllib.unescape(value) if "&" in value else value
-        return f'href="{htmllib.escape(rewrite(url))}"'
+        at, end = m.start(group) - m.start(), m.end(group) - m.start()
+        whole = m.group()
+        return whole[:at] + _tracked_value(rewrite(url), group) + whole[end:]
 
     return pattern.sub(repl, html)
 
 
-def _rewrite_text(text: str, rewrite: Callable[[str], str]) -> str:
+def _rewrite_text(text: str, rewrite: Callable[[str], str], pattern: re.Pattern[str] = _TEXT_URL) -> str:
     def repl(m: re.Match[str]) -> str:
         url = m.group()
         bare = url.rstrip(_TRAILING)
         return rewrite(bare) + url[len(bare) :]
 
-    return _TEXT_URL.sub(repl, text)
+    return pattern.sub(repl, text)
+
+
+# Static links. A link written literally in the template, outside any Jinja
+# construct, is known at compile time: compile_email puts a template variable in
+# its place and render fills it (with the tracked link, or the original text),
+# so the per-message regular-expression pass only meets links that Jinja made.
+# A candidate is static only when searching any rendering would find the same
+# match: it starts after a character of the same literal run that ends any URL
+# before it, and ends inside the run. (An href whose quoted value is never closed
+# can swallow the next link when searching; such HTML is not held to this.)
+_STATIC_NAME = "__tidings_link_{}"
+
+
+@dataclass(frozen=True)
+class _StaticLink:
+    name: str  # the template variable that replaced it
+    url: str  # unescaped: what the link rewriter gets
+    original: str  # the replaced source text
+    quotes: int  # the value of an href: 1 "", 2 '', 3 unquoted; or 0, a URL in text
+
+
+def _kept(run: str, i: int) -> bool:
+    """Whether ``run[i]`` is in every rendering: it exists, and it is not white
+    space that a ``{%-`` or ``-%}`` next to the run could strip."""
+    if not 0 <= i < len(run):
+        return False
+    return not run[i].isspace() or bool(run[:i].strip() and run[i:].strip())
+
+
+def _literal_runs(source: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each stretch of ``source`` outside Jinja constructs."""
+    runs, at = [], 0
+    for m in _JINJA.finditer(source):
+        runs.append((at, m.start()))
+        at = m.end()
+    runs.append((at, len(source)))
+    return runs
+
+
+def _static_links(source: str, *, html: bool, pattern: re.Pattern[str], first: int
+                  ) -> tuple[str, list[_StaticLink]]:
+    """Replace the static links of ``source``; numbering starts at ``first``."""
+    out: list[str] = []
+    links: list[_StaticLink] = []
+    copied = 0
+    for start, end in _literal_runs(source):
+        run = source[start:end]
+        for m in pattern.finditer(run):
+            if not (_kept(run, m.start() - 1) or start == m.start() == 0) or not _kept(run, m.end()):
+                continue  # Jinja output next to it could belong to the same match
+            if html:
+                if m.start() == 0 or run[m.start() - 1] not in _BEFORE_ATTRIBUTE:
+                    continue
+                group = _href_value(m)
+                value = m.group(group)
+                url = htmllib.unescape(value) if "&" in value else value
+                span = (m.start(group), m.end(group))
+                quotes = group
+            else:
+                if m.start() > 0 and run[m.start() - 1] not in _URL_STOP:
+                    continue  # a URL from Jinja output could run on into it
+                url = m.group().rstrip(_TRAILING)
+                span = (m.start(), m.start() + len(url))
+                quotes = 0
+            name = _STATIC_NAME.format(first + len(links))
+            original = run[span[0] : span[1]]
+            links.append(_StaticLink(name=name, url=url, original=original, quotes=quotes))
+            out.append(source[copied : start + span[0]])
+            out.append("{{ " + name + " }}")
+            copied = start + span[1]
+    out.append(source[copied:])
+    return "".join(out), links
+
+
+@lru_cache(maxsize=64)
+def _untracked(pattern: re.Pattern[str], prefix: str) -> re.Pattern[str]:
+    """``pattern`` (:data:`_HREF` or :data:`_TEXT_URL`) without the URLs that start
+    with ``prefix``: links that are tracked already."""
+    if pattern.pattern.startswith("https?://"):  # text
+        return re.compile(f"(?!{re.escape(prefix)})" + pattern.pattern, pattern.flags)
+    escaped = re.escape(htmllib.escape(prefix))
+    return re.compile(pattern.pattern.replace("(https?://", f"(?!{escaped})(https?://"), pattern.flags)
 
 
 def _add_pixel(html: str, url: str) -> str:
@@ -723,12 +822,14 @@ class CompiledEmail:
     text_source: str | None
     text_derived: bool
     href_pattern: re.Pattern[str] = _HREF
+    static_links: tuple[_StaticLink, ...] = ()
 
     def render(
         self,
         context: Mapping[str, Any],
         *,
         link: LinkRewriter | None = None,
+        link_prefix: str | None = None,
         open_pixel_url: str | None = None,
     ) -> RenderedEmail:
         """Render the message for one recipient.
@@ -738,11 +839,28 @@ class CompiledEmail:
         every such URL (lower-case scheme) in the text becomes ``link(url)``,
         called once per distinct URL with the URL unescaped, except
         ``unsubscribe_url`` itself; ``mailto:`` and ``#`` links are left alone.
+        ``link_prefix``, the start of every URL ``link`` returns (which holds no
+        other ``http(s)://`` URL, as a signed token does not), lets the links
+        written literally in the template be filled in by Jinja (no search per
+        message for them, and ``link`` is called for each even in a branch that
+        is not taken); without it every link is found in the output.
         UTM tags are the caller's business (see :func:`merge_utm`). ``open_pixel_url`` adds a hidden 1x1 image
         before ``</body>`` (or at the end). Raises ``InvalidInput`` as the
         module docstring says.
         """
         parent = {**_GLOBALS, **context}
+        rewrite: Callable[[str], str] | None = None
+        if link is not None:
+            unsubscribe = context.get("unsubscribe_url")
+            rewrite = _memo_link(link, unsubscribe if isinstance(unsubscribe, str) else None)
+        if link_prefix is not None and rewrite is not None:
+            for static in self.static_links:
+                tracked = rewrite(static.url)
+                parent[static.name] = (Markup(_tracked_value(tracked, static.quotes)) if static.quotes
+                                       else tracked)
+        else:
+            for static in self.static_links:
+                parent[static.name] = Markup(static.original) if static.quotes else static.original
         field = "subject"
         try:
             subject = _one_line(_run(self.subject_template, parent))
@@ -759,12 +877,13 @@ class CompiledEmail:
             raise
         except Exception as exc:
             raise _render_error(field, exc) from exc
-        if link is not None:
-            unsubscribe = context.get("unsubscribe_url")
-            rewrite = _memo_link(link, unsubscribe if isinstance(unsubscribe, str) else None)
+        if rewrite is not None:
+            href, url = self.href_pattern, _TEXT_URL
+            if link_prefix is not None:
+                href, url = _untracked(href, link_prefix), _untracked(url, link_prefix)
             if html is not None:
-                html = _rewrite_html(html, rewrite, self.href_pattern)
-            text = _rewrite_text(text, rewrite)
+                html = _rewrite_html(html, rewrite, href)
+            text = _rewrite_text(text, rewrite, url)
         if open_pixel_url is not None and html is not None:
             html = _add_pixel(html, open_pixel_url)
         return RenderedEmail(subject=subject, html=html, text=text)
@@ -893,8 +1012,21 @@ def compile_email(*, subject: str, html: str, text: str | None) -> CompiledEmail
         assert text is not None
         text_template = _compile(_TEXT_ENV, text, "text")
     mixed_case = any(m.group() != "href" for m in re.finditer("href", html_source, re.I))
+    href_pattern = _HREF_ANY_CASE if mixed_case else _HREF
+    static: list[_StaticLink] = []
+    if html_template is not None:
+        linked, static = _static_links(html_source, html=True, pattern=href_pattern, first=0)
+        if static:
+            html_template = _compile(_HTML_ENV, linked, "html")
+    if text_template is not None and text_source:
+        linked, text_links = _static_links(text_source, html=False, pattern=_TEXT_URL,
+                                           first=len(static))
+        if text_links:
+            text_template = _compile(_TEXT_ENV, linked, "text")
+            static += text_links
     return CompiledEmail(
-        href_pattern=_HREF_ANY_CASE if mixed_case else _HREF,
+        href_pattern=href_pattern,
+        static_links=tuple(static),
         subject_template=subject_template,
         html_template=html_template,
         text_template=text_template,

@@ -90,7 +90,7 @@ class EmailRenderer:
                 return f"{base}/t/c/{sign_click(secret, mid, merge_utm(url, utm))}"
         rendered = self.compiled.render(
             {"customer": customer, "unsubscribe_url": unsubscribe, "mailing": self.mailing_ctx},
-            link=link,
+            link=link, link_prefix=f"{base}/t/c/",
             open_pixel_url=f"{base}/t/o/{sign_message_token(secret, mid, 'open')}",
         )
         data = (factory or self.factory).build(
