@@ -720,8 +720,9 @@ def _static_links(source: str, *, html: bool, pattern: re.Pattern[str], first: i
 def _untracked(pattern: re.Pattern[str], prefix: str) -> re.Pattern[str]:
     """``pattern`` (:data:`_HREF` or :data:`_TEXT_URL`) without the URLs that start
     with ``prefix``: links that are tracked already."""
-    if pattern.pattern.startswith("https?://"):  # text
-        return re.compile(f"(?!{re.escape(prefix)})" + pattern.pattern, pattern.flags)
+    if pattern.pattern.startswith("https?://") and prefix.startswith("http"):  # text
+        # the look-ahead after the literal "http" keeps the engine's fast literal search
+        return re.compile(f"http(?!{re.escape(prefix[4:])})" + pattern.pattern[4:], pattern.flags)
     escaped = re.escape(htmllib.escape(prefix))
     return re.compile(pattern.pattern.replace("(https?://", f"(?!{escaped})(https?://"), pattern.flags)
 

@@ -9,6 +9,7 @@ released after an interruption.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,23 +149,59 @@ def make_packages(conn: sa.Connection, *, mailing_id: int, size: int, first_seq:
     return len(rows)
 
 
+_COUNTED = ("sent", "failed", "unknown", "queued")
+
+
+def _count_by_status(conn: sa.Connection, where: sa.ColumnElement[bool]) -> dict[str, int]:
+    rows = conn.execute(sa.select(msg.c.status, sa.func.count()).where(where).group_by(msg.c.status))
+    return {status: count for status, count in rows}
+
+
 def progress(conn: sa.Connection, mailing_id: int) -> Progress:
-    counts: dict[str, int] = dict(
-        conn.execute(
-            sa.select(msg.c.status, sa.func.count())
-            .where(msg.c.mailing_id == mailing_id)
-            .group_by(msg.c.status)
-        ).all()
-    )
+    """Messages by status, without counting them all: a closed package's counts
+    were stored when it was closed, a package never claimed is all queued, and
+    only the messages of active packages (and the skipped ones) are counted."""
+    counts: collections.Counter[str] = collections.Counter()
+    live: list[sa.ColumnElement[bool]] = []
+    for p in conn.execute(
+        sa.select(pkg.c.status, pkg.c.size, pkg.c.first_message_id, pkg.c.last_message_id,
+                  *(pkg.c[f"{status}_count"] for status in _COUNTED))
+        .where(pkg.c.mailing_id == mailing_id)
+    ):
+        if p.status == "active":
+            live.append(msg.c.id.between(p.first_message_id, p.last_message_id))
+        elif p.sent_count is None:
+            counts["queued"] += p.size
+        else:
+            for status in _COUNTED:
+                counts[status] += getattr(p, f"{status}_count")
+    counts.update(_count_by_status(conn, sa.and_(msg.c.mailing_id == mailing_id, msg.c.status == "skipped")))
+    for in_range in live:
+        counts.update(_count_by_status(conn, sa.and_(msg.c.mailing_id == mailing_id, in_range,
+                                                     msg.c.status != "skipped")))
     return Progress(
         total=sum(counts.values()),
-        queued=counts.get("queued", 0),
-        sending=counts.get("sending", 0),
-        sent=counts.get("sent", 0),
-        failed=counts.get("failed", 0),
-        skipped=counts.get("skipped", 0),
-        unknown=counts.get("unknown", 0),
+        queued=counts["queued"],
+        sending=counts["sending"],
+        sent=counts["sent"],
+        failed=counts["failed"],
+        skipped=counts["skipped"],
+        unknown=counts["unknown"],
     )
+
+
+def store_counts(conn: sa.Connection, package_id: int) -> None:
+    """Count the messages of a package into its row (when it is closed)."""
+    p = conn.execute(sa.select(pkg).where(pkg.c.id == package_id)).one()
+    found = _count_by_status(conn, sa.and_(
+        msg.c.mailing_id == p.mailing_id,
+        msg.c.id.between(p.first_message_id, p.last_message_id),
+        msg.c.status != "skipped",
+    ))
+    # nothing is in flight in a closed package; were it so, it would count as unknown
+    found["unknown"] = found.get("unknown", 0) + found.pop("sending", 0)
+    conn.execute(pkg.update().where(pkg.c.id == package_id)
+                 .values(**{f"{status}_count": found.get(status, 0) for status in _COUNTED}))
 
 
 def finish_if_done(conn: sa.Connection, mailing_id: int, *, now: datetime) -> bool:
@@ -297,6 +334,12 @@ def record_results(
     """Every in-flight message in the range is ``sent`` except those in ``others``
     (each ``{"id", "status", "error", "smtp_code"}``), which are updated one by one
     in a single executemany."""
+    # The package row first: a late writer (its lease was taken over) and the
+    # worker closing the package then take their turns, and the counts stay true.
+    current = sa.select(pkg.c.status).where(pkg.c.id == package.id)
+    if conn.dialect.name == "postgresql":
+        current = current.with_for_update()
+    closed = conn.execute(current).scalar_one() != "active"
     other_ids = [o["id"] for o in others]
     in_range = sa.and_(_in_package(package), msg.c.id.between(first_id, last_id),
                        msg.c.status.in_(("sending", "unknown")))
@@ -314,6 +357,8 @@ def record_results(
             [{"mid": o["id"], "new_status": o["status"], "err": o["error"], "code": o["smtp_code"]}
              for o in others],
         )
+    if closed:
+        store_counts(conn, package.id)
 
 
 def add_counts(conn: sa.Connection, mailing_id: int, *, sent: int, failed: int) -> None:
@@ -349,6 +394,7 @@ def close_package(conn: sa.Connection, package_id: int, *, done: bool, now: date
     values: dict[str, Any] = {"reserved": 0, "lease_owner": None, "lease_until": None}
     values.update({"status": "done", "finished_at": now} if done else {"status": "pending"})
     conn.execute(pkg.update().where(pkg.c.id == package_id).values(**values))
+    store_counts(conn, package_id)
     return reserved
 
 

@@ -202,6 +202,12 @@ packages = sa.Table(
     sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
     sa.Column("started_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
+    # Its messages by status, counted each time it is closed (NULL before): the
+    # progress of a mailing then only counts the messages of its active packages.
+    sa.Column("sent_count", sa.Integer),
+    sa.Column("failed_count", sa.Integer),
+    sa.Column("unknown_count", sa.Integer),
+    sa.Column("queued_count", sa.Integer),
     sa.UniqueConstraint("mailing_id", "seq"),
     sa.Index("ix_packages_status_mailing", "status", "mailing_id"),
 )

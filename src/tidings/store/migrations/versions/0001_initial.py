@@ -216,6 +216,10 @@ def upgrade() -> None:
     sa.Column('reserved', sa.Integer(), server_default='0', nullable=False),
     sa.Column('started_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('sent_count', sa.Integer(), nullable=True),
+    sa.Column('failed_count', sa.Integer(), nullable=True),
+    sa.Column('unknown_count', sa.Integer(), nullable=True),
+    sa.Column('queued_count', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['mailing_id'], ['mailings.id'], name=op.f('fk_packages_mailing_id_mailings'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_packages')),
     sa.UniqueConstraint('mailing_id', 'seq', name=op.f('uq_packages_mailing_id_seq'))
