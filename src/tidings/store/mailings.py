@@ -150,6 +150,9 @@ def make_packages(conn: sa.Connection, *, mailing_id: int, size: int, first_seq:
 
 
 _COUNTED = ("sent", "failed", "unknown", "queued")
+# Listed, not "!= skipped": the index on (mailing_id, status, id) then serves
+# the id range of a package instead of every message of the mailing.
+_IN_PACKAGES = ("queued", "sending", "sent", "failed", "unknown")
 
 
 def _count_by_status(conn: sa.Connection, where: sa.ColumnElement[bool]) -> dict[str, int]:
@@ -178,7 +181,7 @@ def progress(conn: sa.Connection, mailing_id: int) -> Progress:
     counts.update(_count_by_status(conn, sa.and_(msg.c.mailing_id == mailing_id, msg.c.status == "skipped")))
     for in_range in live:
         counts.update(_count_by_status(conn, sa.and_(msg.c.mailing_id == mailing_id, in_range,
-                                                     msg.c.status != "skipped")))
+                                                     msg.c.status.in_(_IN_PACKAGES))))
     return Progress(
         total=sum(counts.values()),
         queued=counts["queued"],
@@ -196,7 +199,7 @@ def store_counts(conn: sa.Connection, package_id: int) -> None:
     found = _count_by_status(conn, sa.and_(
         msg.c.mailing_id == p.mailing_id,
         msg.c.id.between(p.first_message_id, p.last_message_id),
-        msg.c.status != "skipped",
+        msg.c.status.in_(_IN_PACKAGES),
     ))
     # nothing is in flight in a closed package; were it so, it would count as unknown
     found["unknown"] = found.get("unknown", 0) + found.pop("sending", 0)
