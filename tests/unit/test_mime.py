@@ -7,6 +7,7 @@ in bodies come back as CRLF.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.header
 import email.policy
@@ -330,3 +331,15 @@ def test_dot_stuffing_doubles_leading_dots_and_ends_with_crlf():
 
     assert dot_stuff(b".a\r\nb\r\n.c\r\n..d") == b"..a\r\nb\r\n..c\r\n...d\r\n"
     assert dot_stuff(b"plain\r\n") == b"plain\r\n"
+
+
+def test_a_body_beyond_the_precut_base64_lines_is_wrapped_the_same() -> None:
+    from tidings.transports.mime import encode_body
+
+    text = "".join(f"line {i} ü\n" for i in range(30_000))  # about 330 KB, base64 past 228 KB
+
+    encoded = encode_body(text)
+
+    lines = encoded.split(b"\r\n")
+    assert all(len(line) == 76 for line in lines[:-1]) and 0 < len(lines[-1]) <= 76
+    assert base64.b64decode(b"".join(lines)).decode() == text.replace("\n", "\r\n")

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tidings.domain.tracking import (
     PURPOSES,
     bounce_address,
+    click_signer,
     message_id_from_bounce_address,
     sign_click,
     sign_message_token,
@@ -174,3 +175,12 @@ def test_any_message_id_round_trips_for_any_purpose(message_id: int, purpose: st
     token = sign_message_token(SECRET, message_id, purpose)
 
     assert verify_message_token(SECRET, token, purpose) == message_id
+
+
+@given(message_id=st.integers(min_value=0, max_value=2**64 - 1), urls=st.lists(st.text(), max_size=4))
+def test_a_click_signer_signs_exactly_as_sign_click(message_id: int, urls: list[str]) -> None:
+    sign = click_signer(b"secret", message_id)
+
+    for url in urls:
+        assert sign(url) == sign_click(b"secret", message_id, url)
+        assert verify_click(b"secret", sign(url)) == (message_id, url)

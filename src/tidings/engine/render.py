@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tidings.domain.templates import compile_email, compile_sms, merge_utm
-from tidings.domain.tracking import bounce_address, sign_click, sign_message_token
+from tidings.domain.tracking import bounce_address, click_signer, sign_message_token
 from tidings.store import content as content_store
 from tidings.store import domains as domain_store
 from tidings.transports.base import Envelope
@@ -82,12 +82,13 @@ class EmailRenderer:
         them from); ``factory`` and ``message_id_header`` replace the mailing's."""
         mid, secret, base = message_id, self.secret, self.base
         unsubscribe = unsubscribe_url(base, secret, mid)
+        sign = click_signer(secret, mid)
         if utm is None:
             def link(url: str) -> str:
-                return f"{base}/t/c/{sign_click(secret, mid, url)}"
+                return f"{base}/t/c/{sign(url)}"
         else:
             def link(url: str) -> str:
-                return f"{base}/t/c/{sign_click(secret, mid, merge_utm(url, utm))}"
+                return f"{base}/t/c/{sign(merge_utm(url, utm))}"
         rendered = self.compiled.render(
             {"customer": customer, "unsubscribe_url": unsubscribe, "mailing": self.mailing_ctx},
             link=link, link_prefix=f"{base}/t/c/",

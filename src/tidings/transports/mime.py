@@ -194,6 +194,9 @@ def _canonical(text: str) -> bytes:
     return text.encode("utf-8").replace(b"\n", b"\r\n")
 
 
+_LINES = [slice(i, i + 76) for i in range(0, 76 * 4096, 76)]  # base64 lines of bodies up to 228 KB
+
+
 def encode_body(text: str, encoding: BodyEncoding = "base64") -> bytes:
     """Return ``text`` as UTF-8 in the given transfer encoding.
 
@@ -202,8 +205,11 @@ def encode_body(text: str, encoding: BodyEncoding = "base64") -> bytes:
     """
     data = _canonical(text)
     if encoding == "base64":
-        encoded = base64.b64encode(data)
-        return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)])
+        encoded = binascii.b2a_base64(data, newline=False)
+        lines = (len(encoded) + 75) // 76
+        if lines > len(_LINES):
+            return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)])
+        return b"\r\n".join(map(encoded.__getitem__, _LINES[:lines]))
     encoded = binascii.b2a_qp(data, istext=True)
     if b"\n" not in data:  # b2a_qp uses the input's line ending for its soft breaks
         encoded = encoded.replace(b"=\n", b"=\r\n")
