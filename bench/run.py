@@ -37,6 +37,7 @@ from tidings.config import Settings  # noqa: E402
 from tidings.services import audience, content, mailings  # noqa: E402
 from tidings.services.context import Context  # noqa: E402
 from tidings.store.db import make_engine, migrate  # noqa: E402
+from tidings.store.tables import mailings as mailing_table  # noqa: E402
 
 PARAGRAPH = ("<p>Dear {{ customer.first_name }}, our new collection has arrived. "
              "Every piece is made by hand in small workshops and shipped within two days. "
@@ -235,7 +236,11 @@ def main() -> None:
                                     env=env, cwd=workdir)]
         poller = threading.Thread(target=poll)
         poller.start()
-        while mailings.get(ctx, mailing["id"])["status"] == "sending":
+        status = sa.select(mailing_table.c.status).where(mailing_table.c.id == mailing["id"])
+        while True:  # the status alone: the harness must not take CPU from the workers it times
+            with ctx.read() as conn:
+                if conn.execute(status).scalar_one() != "sending":
+                    break
             time.sleep(0.2)
         elapsed = time.perf_counter() - start
         stop.set()
