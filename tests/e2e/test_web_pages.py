@@ -59,6 +59,14 @@ def sign_in(client: TestClient, ctx: Context, *, role: str = "admin") -> str:
     return csrf_of(client.get("/mailings").text)
 
 
+def draft_mailing(ctx: Context) -> dict[str, Any]:
+    """A draft email mailing to everyone, ready to send."""
+    segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
+    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
+                                             "html": "<p>Hi</p>"})
+    return mailings.create(ctx, {"name": "M", "segment_id": segment["id"], "template_id": template["id"]})
+
+
 def test_a_page_sends_a_visitor_to_sign_in_and_back(client: TestClient, ctx: Context) -> None:
     response = client.get("/segments?x=1")
     assert (response.status_code, response.headers["location"]) == (
@@ -176,11 +184,7 @@ def test_an_action_the_mailing_cannot_take_is_explained(client: TestClient, ctx:
 def test_the_status_fragment_reloads_the_page_when_the_status_changed(
         client: TestClient, ctx: Context) -> None:
     sign_in(client, ctx)
-    segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
-    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
-                                             "html": "<p>Hi</p>"})
-    mailing = mailings.create(ctx, {"name": "M", "segment_id": segment["id"],
-                                    "template_id": template["id"]})
+    mailing = draft_mailing(ctx)
     same = client.get(f"/mailings/{mailing['id']}/status?was=draft")
     assert "HX-Refresh" not in same.headers
     assert '<strong id="status-line">Draft</strong>' in same.text
@@ -190,11 +194,7 @@ def test_the_status_fragment_reloads_the_page_when_the_status_changed(
 
 def test_a_schedule_without_a_time_zone_offset_is_given_one(client: TestClient, ctx: Context) -> None:
     token = sign_in(client, ctx)
-    segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
-    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
-                                             "html": "<p>Hi</p>"})
-    mailing = mailings.create(ctx, {"name": "M", "segment_id": segment["id"],
-                                    "template_id": template["id"]})
+    mailing = draft_mailing(ctx)
     response = client.post(f"/mailings/{mailing['id']}/schedule", data={
         "send_at": "2040-01-15T09:00", "tz": "America/New_York", "csrf_token": token})
     assert response.status_code == 303
@@ -318,12 +318,8 @@ def test_a_bad_page_address_gets_an_html_page_and_the_api_keeps_its_json_envelop
 def test_a_later_chain_step_offers_no_send_or_schedule_and_the_page_follows_the_service(
         client: TestClient, ctx: Context) -> None:
     sign_in(client, ctx)
-    segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
-    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
-                                             "html": "<p>Hi</p>"})
-    first = mailings.create(ctx, {"name": "M", "segment_id": segment["id"],
-                                  "template_id": template["id"]})
-    second = mailings.add_step(ctx, first["id"], {"template_id": template["id"]})
+    first = draft_mailing(ctx)
+    second = mailings.add_step(ctx, first["id"], {"template_id": first["template_id"]})
 
     first_page = client.get(f"/mailings/{first['id']}").text
     step_page = client.get(f"/mailings/{second['id']}").text
@@ -339,11 +335,7 @@ def test_a_later_chain_step_offers_no_send_or_schedule_and_the_page_follows_the_
 def test_a_scheduled_time_is_sent_as_utc_for_the_browser_to_show_in_its_zone(
         client: TestClient, ctx: Context) -> None:
     token = sign_in(client, ctx)
-    segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
-    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
-                                             "html": "<p>Hi</p>"})
-    mailing = mailings.create(ctx, {"name": "M", "segment_id": segment["id"],
-                                    "template_id": template["id"]})
+    mailing = draft_mailing(ctx)
     client.post(f"/mailings/{mailing['id']}/schedule", data={
         "send_at": "2040-01-15T09:00", "tz": "America/New_York", "csrf_token": token})
 
