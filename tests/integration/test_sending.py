@@ -118,14 +118,19 @@ def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
         assert time.monotonic() < deadline
         time.sleep(0.01)
 
-    canceled = api.ok("POST", f"/mailings/{mid}/cancel")
-    assert canceled["status"] == "canceled"
+    canceling = api.ok("POST", f"/mailings/{mid}/cancel")
+    # The package in flight is still going out: the mailing says so and stays sending.
+    assert canceling["status"] == "sending" and canceling["canceling"] is True
+    assert canceling["status_label"].endswith(", canceling after this package")
+    assert "cancel" not in canceling["actions"]
+    again = api.request("POST", f"/mailings/{mid}/cancel", 409)
+    assert again.json()["error"]["code"] == "already_canceling"
     smtp_server.handler.gate.set()
     thread.join(timeout=20)
 
     assert len(smtp_server.messages) == 5  # the whole package in flight, nothing more
     after = api.ok("GET", f"/mailings/{mid}")
-    assert after["status"] == "canceled"
+    assert after["status"] == "canceled" and after["canceling"] is False
     assert after["progress"]["sent"] == 5 and after["progress"]["queued"] == 7
 
     resumed = api.ok("POST", f"/mailings/{mid}/resume")
@@ -133,6 +138,47 @@ def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
     Worker(ctx).run_until_idle()
     assert sorted(smtp_server.recipients()) == [f"c{i:03d}@example.org" for i in range(12)]
     assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
+
+
+def test_cancel_with_no_package_in_flight_shows_canceled_at_once(make_ctx, api_for):
+    ctx = make_ctx(package_size=5)
+    api = api_for(ctx)
+    mid = seed(api, 12)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+
+    canceled = api.ok("POST", f"/mailings/{mid}/cancel")
+    assert canceled["status"] == "canceled" and canceled["status_label"] == "Canceled"
+    Worker(ctx).run_until_idle()  # no package of a canceled mailing starts
+    assert api.ok("GET", f"/mailings/{mid}")["progress"]["sent"] == 0
+
+
+def test_canceled_shows_only_after_every_message_of_the_package_in_flight_is_counted(
+    make_ctx, api_for, smtp_server
+):
+    ctx = make_ctx(smtp_url=smtp_server.url, package_size=6, send_group=2, smtp_connections=1)
+    api = api_for(ctx)
+    mid = seed(api, 12)["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    smtp_server.handler.gate.clear()
+    thread = threading.Thread(target=Worker(ctx).run_until_idle)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while in_flight(ctx) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    api.ok("POST", f"/mailings/{mid}/cancel")
+    smtp_server.handler.gate.set()
+    seen: list[tuple[str, int]] = []
+    while thread.is_alive():
+        m = api.ok("GET", f"/mailings/{mid}")
+        seen.append((m["status"], m["progress"]["sent"]))
+        time.sleep(0.005)
+    thread.join()
+    final = api.ok("GET", f"/mailings/{mid}")
+    seen.append((final["status"], final["progress"]["sent"]))
+    # Whenever Canceled was shown, the package's 6 messages were all counted as sent.
+    assert all(sent == 6 for status, sent in seen if status == "canceled")
+    assert seen[-1][0] == "canceled" and len(smtp_server.messages) == 6
 
 
 def test_a_server_that_is_down_interrupts_with_technical_error_and_resume_completes(

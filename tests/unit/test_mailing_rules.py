@@ -20,9 +20,12 @@ def test_send_now_moves_a_draft_to_sending():
     assert m.next_status(S.DRAFT, Action.SEND) is S.SENDING
 
 
-def test_cancel_returns_a_scheduled_mailing_to_draft_but_cancels_one_that_is_sending():
+def test_cancel_returns_a_scheduled_mailing_to_draft_and_cancels_a_sending_one_after_its_package():
     assert m.next_status(S.SCHEDULED, Action.CANCEL) is S.DRAFT
-    assert m.next_status(S.SENDING, Action.CANCEL) is S.CANCELED
+    # sending stays sending (canceling) until the package in flight is out
+    assert m.next_status(S.SENDING, Action.CANCEL) is S.SENDING
+    assert m.next_status(S.SENDING, Action.CANCEL_COMPLETE) is S.CANCELED
+    assert m.next_status(S.INTERRUPTED, Action.CANCEL) is S.CANCELED
 
 
 @pytest.mark.parametrize("status", [S.DRAFT, S.SENT, S.SCHEDULED])
@@ -71,6 +74,7 @@ def test_delete_allows_drafts_and_later_steps_without_statistics():
 
 def test_status_labels_read_as_the_contract_shows_them():
     assert m.label(S.SENDING, percent=42.7) == "Being sent 42%"
+    assert m.label(S.SENDING, percent=40, canceling=True) == "Being sent 40%, canceling after this package"
     assert m.label(S.SCHEDULED, send_at=NOW) == "Scheduled for 2026-11-29 12:00 UTC"
     assert m.label(S.INTERRUPTED, interrupt_message="quota") == "Interrupted: quota"
     assert [m.label(s) for s in (S.DRAFT, S.SENT, S.CANCELED)] == ["Draft", "Sent", "Canceled"]
@@ -80,7 +84,8 @@ def test_progress_counts_every_handled_message():
     p = m.Progress(total=10, queued=2, sending=1, sent=4, failed=1, skipped=1, unknown=1)
     assert p.percent == 70.0
     assert not p.done
-    assert m.Progress(total=0, queued=0, sending=0, sent=0, failed=0, skipped=0, unknown=0).percent == 100
+    # nothing to send yet (a draft) is 0%, not 100%
+    assert m.Progress(total=0, queued=0, sending=0, sent=0, failed=0, skipped=0, unknown=0).percent == 0
 
 
 def test_utm_values_are_checked_and_defaults_filled():

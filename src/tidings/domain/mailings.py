@@ -33,6 +33,7 @@ class Action(enum.StrEnum):
     SCHEDULE = "schedule"
     START = "start"  # the scheduler reached send_at
     CANCEL = "cancel"
+    CANCEL_COMPLETE = "cancel_complete"  # the package in flight is out after a cancel
     RESUME = "resume"
     INTERRUPT = "interrupt"
     FINISH = "finish"  # every recipient handled
@@ -56,7 +57,10 @@ TRANSITIONS: dict[tuple[MailingStatus, Action], MailingStatus] = {
     (S.SCHEDULED, A.START): S.SENDING,
     (S.SCHEDULED, A.CANCEL): S.DRAFT,
     (S.SCHEDULED, A.RESET): S.DRAFT,
-    (S.SENDING, A.CANCEL): S.CANCELED,
+    # Canceling: no new package starts, the one in flight goes out whole; the
+    # status stays ``sending`` (labelled as canceling) until CANCEL_COMPLETE.
+    (S.SENDING, A.CANCEL): S.SENDING,
+    (S.SENDING, A.CANCEL_COMPLETE): S.CANCELED,
     (S.SENDING, A.INTERRUPT): S.INTERRUPTED,
     (S.SENDING, A.FINISH): S.SENT,
     (S.INTERRUPTED, A.RESUME): S.SENDING,
@@ -123,10 +127,11 @@ def is_deletable(*, status: MailingStatus, step: int, has_statistics: bool) -> b
 
 
 def label(status: MailingStatus, *, percent: float | None = None, send_at: datetime | None = None,
-          interrupt_message: str | None = None) -> str:
+          interrupt_message: str | None = None, canceling: bool = False) -> str:
     """The status line a manager reads, as in the contract's table."""
     if status is S.SENDING:
-        return f"Being sent {int(percent or 0)}%"
+        text = f"Being sent {int(percent or 0)}%"
+        return f"{text}, canceling after this package" if canceling else text
     if status is S.SCHEDULED and send_at is not None:
         return f"Scheduled for {send_at.strftime('%Y-%m-%d %H:%M %Z')}"
     if status is S.INTERRUPTED:
@@ -153,8 +158,9 @@ class Progress:
 
     @property
     def percent(self) -> float:
+        """The share handled; 0 while there is nothing (a draft has no messages yet)."""
         if self.total == 0:
-            return 100.0
+            return 0.0
         return round(100.0 * self.handled / self.total, 1)
 
     @property

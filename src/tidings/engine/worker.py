@@ -209,10 +209,13 @@ class Worker:
             in_flight = group
         now = ctx.now()
         with ctx.tx() as conn:
+            store.lock(conn, mailing["id"])
             left = store.close_package(conn, package.id, done=True, now=now)
             quota_store.change_balance(conn, mailing["channel"], left)
             if store.finish_if_done(conn, mailing["id"], now=now):
                 schedule_next_step(conn, mailing["id"], now=now)
+                self._renderers.pop(mailing["id"], None)
+            elif mailing_service.complete_cancel(conn, mailing["id"], now=now):
                 self._renderers.pop(mailing["id"], None)
 
     def _prepare_group(self, package: Package, renderer: EmailRenderer | SmsRenderer,
@@ -323,6 +326,7 @@ class Worker:
         """Release the package (its quota reservation too) and interrupt the mailing."""
         now = self.ctx.now()
         with self.ctx.tx() as conn:
+            store.lock(conn, mailing["id"])
             left = store.close_package(conn, package.id, done=False, now=now)
             quota_store.change_balance(conn, mailing["channel"], left)
             current = store.get(conn, mailing["id"])
@@ -363,7 +367,8 @@ def interrupt(conn: sa.Connection, mailing: dict[str, Any], code: InterruptCode,
     """sending -> interrupted; the chain's later steps go back to Draft."""
     moved = store.move(conn, mailing["id"], from_=["sending"],
                        values={"status": "interrupted", "interrupt_code": code.value,
-                               "interrupt_message": message, "updated_at": now})
+                               "interrupt_message": message, "cancel_requested_at": None,
+                               "updated_at": now})
     if moved:
         log.warning("mailing %s interrupted (%s): %s", mailing["id"], code.value, message)
         reset_later_steps(conn, mailing, now=now)

@@ -33,16 +33,20 @@ def _load(conn: sa.Connection, mailing_id: int, *, for_update: bool = False) -> 
 
 
 #: Moves the system makes by itself; a person never asks for them.
-_AUTOMATIC = frozenset({Action.START, Action.INTERRUPT, Action.FINISH, Action.RESET})
+_AUTOMATIC = frozenset({Action.START, Action.INTERRUPT, Action.FINISH, Action.RESET,
+                        Action.CANCEL_COMPLETE})
 
 
-def actions(status: MailingStatus, *, step: int) -> list[str]:
+def actions(status: MailingStatus, *, step: int, canceling: bool = False) -> list[str]:
     """What a person may ask of a mailing now, sorted: the transitions open from
     ``status`` and ``copy`` (always). A later chain step is sent and scheduled by
-    its chain, so it never offers ``send`` or ``schedule``."""
+    its chain, so it never offers ``send`` or ``schedule``; a mailing being
+    canceled cannot be canceled again."""
     offered = {a.value for a in rules.allowed_actions(status) if a not in _AUTOMATIC}
     if step > 1:
         offered -= {Action.SEND.value, Action.SCHEDULE.value}
+    if canceling:
+        offered.discard(Action.CANCEL.value)
     return sorted(offered | {"copy"})
 
 
@@ -54,6 +58,8 @@ def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True
     statistics)."""
     status = MailingStatus(row["status"])
     progress = store.progress(conn, row["id"])
+    canceling = status is MailingStatus.SENDING and row["cancel_requested_at"] is not None
+    percent = 100.0 if status is MailingStatus.SENT else progress.percent
     reason = None
     if row["interrupt_code"]:
         reason = {"code": row["interrupt_code"], "message": row["interrupt_message"]}
@@ -68,18 +74,19 @@ def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True
         "reply_to": row["reply_to"],
         "conversion": row["conversion"],
         "status": status.value,
-        "status_label": rules.label(status, percent=progress.percent, send_at=row["send_at"],
-                                    interrupt_message=row["interrupt_message"]),
+        "status_label": rules.label(status, percent=percent, send_at=row["send_at"],
+                                    interrupt_message=row["interrupt_message"], canceling=canceling),
+        "canceling": canceling,
         "send_at": _iso(row["send_at"]),
         "progress": {"total": progress.total, "sent": progress.sent, "failed": progress.failed,
                      "skipped": progress.skipped, "unknown": progress.unknown,
-                     "queued": progress.queued + progress.sending, "percent": progress.percent},
+                     "queued": progress.queued + progress.sending, "percent": percent},
         "interrupt_reason": reason,
         "chain_id": row["chain_id"],
         "step": row["step"],
         "delay_hours": row["delay_hours"],
         "condition": row["condition"],
-        "actions": actions(status, step=row["step"]),
+        "actions": actions(status, step=row["step"], canceling=canceling),
         "deletable": rules.is_deletable(status=status, step=row["step"],
                                         has_statistics=progress.total > 0),
         "created_at": _iso(row["created_at"]),
@@ -228,7 +235,8 @@ def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action
     now = ctx.now()
     if not store.move(conn, row["id"], from_=[row["status"]],
                       values={"status": "sending", "started_at": now, "updated_at": now,
-                              "interrupt_code": None, "interrupt_message": None}):
+                              "interrupt_code": None, "interrupt_message": None,
+                              "cancel_requested_at": None}):
         raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
     freeze(conn, mailing=row, package_size=ctx.settings.package_size)
     _finish_if_done(conn, row["id"], now=now)
@@ -275,18 +283,40 @@ def schedule(ctx: Context, mailing_id: int, send_at: datetime) -> dict[str, Any]
 
 
 def cancel(ctx: Context, mailing_id: int) -> dict[str, Any]:
-    """Scheduled -> Draft; sending or interrupted -> Canceled. A package in
-    flight is finished by its worker; no new package starts."""
+    """Scheduled -> Draft; interrupted -> Canceled; sending -> canceling: no new
+    package starts, and the mailing shows Canceled once the package in flight is
+    out (at once when no package is being sent)."""
     now = ctx.now()
     with ctx.tx() as conn:
         row = _load(conn, mailing_id, for_update=True)
-        new = rules.next_status(MailingStatus(row["status"]), Action.CANCEL)
+        status = MailingStatus(row["status"])
+        if status is MailingStatus.SENDING and row["cancel_requested_at"] is not None:
+            raise Conflict("This mailing is already being canceled: it stops after the package "
+                           "in flight.", code="already_canceling")
+        new = rules.next_status(status, Action.CANCEL)
         values: dict[str, Any] = {"status": new.value, "updated_at": now}
         if new is MailingStatus.DRAFT:
             values["send_at"] = None
+        if status is MailingStatus.SENDING:
+            values["cancel_requested_at"] = now
         if not store.move(conn, mailing_id, from_=[row["status"]], values=values):
             raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
+        if status is MailingStatus.SENDING:
+            complete_cancel(conn, mailing_id, now=now)
         return to_json(conn, _load(conn, mailing_id))
+
+
+def complete_cancel(conn: sa.Connection, mailing_id: int, *, now: datetime) -> bool:
+    """A canceling mailing becomes ``canceled`` when no package of it is being
+    sent. The caller holds the mailing's lock (:func:`store.lock`)."""
+    row = _load(conn, mailing_id)
+    if row["status"] != MailingStatus.SENDING or row["cancel_requested_at"] is None:
+        return False
+    if store.has_active_packages(conn, mailing_id):
+        return False
+    new = rules.next_status(MailingStatus.SENDING, Action.CANCEL_COMPLETE)
+    return store.move(conn, mailing_id, from_=[MailingStatus.SENDING.value],
+                      values={"status": new.value, "updated_at": now})
 
 
 def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
@@ -297,7 +327,8 @@ def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
         rules.check_resume(status=MailingStatus(row["status"]), interrupt_code=row["interrupt_code"],
                            is_admin=actor.is_admin)
         values: dict[str, Any] = {"status": "sending", "interrupt_code": None,
-                                  "interrupt_message": None, "updated_at": now}
+                                  "interrupt_message": None, "cancel_requested_at": None,
+                                  "updated_at": now}
         if row["interrupt_code"] == rules.InterruptCode.REPUTATION:
             # The admin has looked into it: the guard starts a fresh window.
             values |= store.GUARD_RESET

@@ -207,13 +207,27 @@ def store_counts(conn: sa.Connection, package_id: int) -> None:
                  .values(**{f"{status}_count": found.get(status, 0) for status in _COUNTED}))
 
 
+def lock(conn: sa.Connection, mailing_id: int) -> None:
+    """Lock the mailing's row until the transaction ends (PostgreSQL; SQLite's
+    writers are serialised already): transactions that close packages and move
+    the mailing take their turns, each seeing what the one before committed."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(m.c.id).where(m.c.id == mailing_id).with_for_update())
+
+
+def has_active_packages(conn: sa.Connection, mailing_id: int) -> bool:
+    """Whether a worker holds a package of the mailing (one is being sent)."""
+    first = sa.select(pkg.c.id).where(pkg.c.mailing_id == mailing_id, pkg.c.status == "active").limit(1)
+    return conn.execute(first).first() is not None
+
+
 def finish_if_done(conn: sa.Connection, mailing_id: int, *, now: datetime) -> bool:
     """``sending`` -> ``sent`` when no message is left queued or in flight."""
     left = sa.exists().where(msg.c.mailing_id == mailing_id, msg.c.status.in_(("queued", "sending")))
     result = conn.execute(
         m.update()
         .where(m.c.id == mailing_id, m.c.status == "sending", ~left)
-        .values(status="sent", finished_at=now, updated_at=now)
+        .values(status="sent", finished_at=now, updated_at=now, cancel_requested_at=None)
     )
     return result.rowcount == 1
 
@@ -237,9 +251,12 @@ def claim_package(conn: sa.Connection, *, owner: str, now: datetime) -> Package 
     whose lease ran out. Ordering by ``seq`` first shares workers fairly: the
     first package of every mailing goes before the second of any.
     """
+    # A canceling mailing starts no new package, but one already started (whose
+    # worker died) is finished all the same.
     claimable = sa.and_(
         m.c.status == "sending",
-        sa.or_(pkg.c.status == "pending", sa.and_(pkg.c.status == "active", pkg.c.lease_until < now)),
+        sa.or_(sa.and_(pkg.c.status == "pending", m.c.cancel_requested_at.is_(None)),
+               sa.and_(pkg.c.status == "active", pkg.c.lease_until < now)),
     )
     stmt = (
         sa.select(pkg)
@@ -254,6 +271,16 @@ def claim_package(conn: sa.Connection, *, owner: str, now: datetime) -> Package 
     if row is None:
         return None
     p = row._mapping
+    if conn.dialect.name == "postgresql":
+        # Share-lock the mailing and look again: a cancel that locked it first is
+        # seen here (and the claim given up), and one that comes after waits for
+        # this lease to commit, so it knows a package is in flight.
+        recheck = sa.select(m.c.id).where(m.c.id == p["mailing_id"], m.c.status == "sending")
+        if p["status"] == "pending":
+            recheck = recheck.where(m.c.cancel_requested_at.is_(None))
+        still = conn.execute(recheck.with_for_update(read=True)).first()
+        if still is None:
+            return None
     return Package(
         id=p["id"], mailing_id=p["mailing_id"], seq=p["seq"],
         first_message_id=p["first_message_id"], last_message_id=p["last_message_id"],

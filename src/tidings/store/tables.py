@@ -134,6 +134,9 @@ mailings = sa.Table(
     sa.Column("send_at", UtcDateTime),
     sa.Column("interrupt_code", sa.String(32)),
     sa.Column("interrupt_message", sa.Text),
+    # Set by a cancel while sending: no new package starts, and the mailing becomes
+    # canceled when its last started package is out.
+    sa.Column("cancel_requested_at", UtcDateTime),
     # Chains: every step carries the id of the chain's first step.
     sa.Column("chain_id", sa.BigInteger),
     sa.Column("step", sa.Integer, nullable=False, server_default="1"),

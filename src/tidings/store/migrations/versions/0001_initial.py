@@ -151,6 +151,7 @@ def upgrade() -> None:
     sa.Column('send_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
     sa.Column('interrupt_code', sa.String(length=32), nullable=True),
     sa.Column('interrupt_message', sa.Text(), nullable=True),
+    sa.Column('cancel_requested_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
     sa.Column('chain_id', sa.BigInteger(), nullable=True),
     sa.Column('step', sa.Integer(), server_default='1', nullable=False),
     sa.Column('delay_hours', sa.Float(), nullable=True),
