@@ -60,7 +60,8 @@ def sign_in(client: TestClient, ctx: Context, *, role: str = "admin") -> str:
 
 
 def draft_mailing(ctx: Context) -> dict[str, Any]:
-    """A draft email mailing to everyone, ready to send."""
+    """A draft email mailing to everyone (one customer), ready to send."""
+    audience.upsert_customer(ctx, {"email": "ann@example.org", "first_name": "Ann"})
     segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
     template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
                                              "html": "<p>Hi</p>"})

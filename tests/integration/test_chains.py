@@ -292,7 +292,43 @@ def test_a_mailing_offers_only_the_actions_it_accepts_and_says_whether_it_can_be
 
     assert offered(first) == ("sent", ["copy"], False)
     assert offered(second) == ("sent", ["copy"], False)  # it has statistics
-    assert offered(third) == ("scheduled", ["cancel", "copy"], True)
+    # its chain scheduled it; since the step before it was sent, it may be rescheduled
+    assert offered(third) == ("scheduled", ["cancel", "copy", "schedule"], True)
     for mailing_id in (first, second):
         api.request("DELETE", f"/mailings/{mailing_id}", 409)
     api.request("DELETE", f"/mailings/{third}", 204)
+
+
+def test_a_new_delay_moves_a_scheduled_step_and_a_canceled_step_can_be_scheduled_again(
+    make_ctx, api_for, smtp_server
+):
+    ctx = make_ctx(smtp_url=smtp_server.url)
+    api = api_for(ctx)
+    first = seed(api, EMAILS, name="Launch")["mailing"]["id"]
+    reminder = add_step(api, first, condition="all", delay_hours=24, name="reminder")["id"]
+    send(api, ctx, first)
+    finished = datetime.fromisoformat(api.ok("GET", f"/mailings/{first}")["finished_at"])
+    assert status(api, reminder) == ("scheduled", (finished + timedelta(hours=24)).isoformat())
+
+    api.ok("PATCH", f"/mailings/{reminder}", {"delay_hours": 48, "condition": "not_opened"})
+    assert status(api, reminder) == ("scheduled", (finished + timedelta(hours=48)).isoformat())
+
+    canceled = api.ok("POST", f"/mailings/{reminder}/cancel")
+    assert canceled["status"] == "draft" and "schedule" in canceled["actions"]
+    rearmed = api.ok("POST", f"/mailings/{reminder}/schedule")  # no time: its chain's time
+    assert (rearmed["status"], rearmed["send_at"]) == (
+        "scheduled", (finished + timedelta(hours=48)).isoformat())
+
+    at(ctx, finished + timedelta(hours=48, minutes=1))
+    Worker(ctx).run_until_idle()
+    assert recipients(smtp_server, reminder) == EMAILS  # nobody opened the launch
+
+
+def test_a_step_whose_step_before_is_not_sent_cannot_be_scheduled(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    first = seed(api, EMAILS, name="Launch")["mailing"]["id"]
+    reminder = add_step(api, first, condition="all", delay_hours=24, name="reminder")
+    assert "schedule" not in reminder["actions"]
+    refused = api.request("POST", f"/mailings/{reminder['id']}/schedule", 409)
+    assert refused.json()["error"]["code"] == "chain_step"

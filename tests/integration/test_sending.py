@@ -393,3 +393,38 @@ def test_unknown_ids_and_missing_tokens_get_the_error_envelope(make_ctx, api_for
     bad_json = api.client.post("/api/v1/mailings", content=b"{", headers={
         **api.headers, "Content-Type": "application/json"})
     assert bad_json.status_code in (400, 422) and "error" in bad_json.json()
+
+
+def test_send_now_and_schedule_are_refused_when_nobody_can_receive_the_mailing(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    mid = seed(api, 0, extra=[{"email": "gone@example.org", "email_status": "unsubscribed"},
+                              {"external_id": "phone-only", "phone": "+37120000000"}])["mailing"]["id"]
+
+    refused = api.request("POST", f"/mailings/{mid}/send", 409).json()["error"]
+    assert refused["code"] == "empty_audience" and "Nobody" in refused["message"]
+    later = (ctx.now() + timedelta(days=1)).isoformat()
+    refused = api.request("POST", f"/mailings/{mid}/schedule", 409, json={"send_at": later})
+    assert refused.json()["error"]["code"] == "empty_audience"
+
+    after = api.ok("GET", f"/mailings/{mid}")
+    assert after["status"] == "draft" and after["progress"]["total"] == 0  # nothing half-applied
+    assert after["progress"]["percent"] == 0
+
+
+def test_a_scheduled_mailing_whose_audience_emptied_returns_to_draft_saying_why(make_ctx, api_for):
+    ctx = make_ctx()
+    api = api_for(ctx)
+    data = seed(api, 1)
+    mid = data["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/schedule",
+           {"send_at": (ctx.now() + timedelta(minutes=10)).isoformat()})
+    api.ok("POST", "/customers", {"email": "c000@example.org", "email_status": "unsubscribed"},
+           status=201)
+
+    later = ctx.now() + timedelta(minutes=11)
+    ctx.clock = lambda: later
+    assert start_due(ctx) == 0
+    back = api.ok("GET", f"/mailings/{mid}")
+    assert back["status"] == "draft" and back["progress"]["total"] == 0
+    assert "Nobody" in back["interrupt_reason"]["message"]

@@ -38,7 +38,8 @@ Who = Annotated[Actor, Depends(_actor)]
 
 
 class ScheduleBody(BaseModel):
-    send_at: AwareDatetime
+    #: Required for a first step; a later chain step goes at its chain time without it.
+    send_at: AwareDatetime | None = None
 
 
 class TopupBody(BaseModel):
@@ -166,8 +167,8 @@ def build_router() -> APIRouter:
         return mailings.send_now(ctx, mailing_id)
 
     @r.post("/mailings/{mailing_id}/schedule", tags=["mailings"])
-    def schedule(ctx: Ctx, mailing_id: int, body: ScheduleBody) -> dict[str, Any]:
-        return mailings.schedule(ctx, mailing_id, body.send_at)
+    def schedule(ctx: Ctx, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
+        return mailings.schedule(ctx, mailing_id, body.send_at if body else None)
 
     @r.post("/mailings/{mailing_id}/cancel", tags=["mailings"])
     def cancel(ctx: Ctx, mailing_id: int) -> dict[str, Any]:

@@ -169,6 +169,13 @@ class Progress:
         return self.queued == 0 and self.sending == 0
 
 
+def chain_step_due(*, previous_finished_at: datetime, delay_hours: float | None,
+                   now: datetime) -> datetime:
+    """When a later chain step goes out: ``delay_hours`` (default 0) after the
+    step before it finished, and never in the past."""
+    return max(previous_finished_at + timedelta(hours=float(delay_hours or 0)), now)
+
+
 CONDITIONS = ("all", "opened", "not_opened", "clicked", "not_clicked", "not_converted")
 BASES = ("received", "opened", "clicked")
 

@@ -48,10 +48,16 @@ def audience_where(conn: sa.Connection, mailing: dict[str, Any]) -> sa.ColumnEle
     return customers.c.id.in_(recipients)
 
 
-def freeze(conn: sa.Connection, *, mailing: dict[str, Any], package_size: int) -> None:
-    """One message row per recipient (``INSERT ... SELECT``), then packages."""
+def freeze(conn: sa.Connection, *, mailing: dict[str, Any], package_size: int) -> int:
+    """One message row per recipient (``INSERT ... SELECT``), then packages;
+    returns how many packages there are (0: nobody can receive it)."""
     store.freeze_audience(
         conn, mailing_id=mailing["id"], channel=mailing["channel"],
         where=audience_where(conn, mailing),
     )
-    store.make_packages(conn, mailing_id=mailing["id"], size=package_size)
+    return store.make_packages(conn, mailing_id=mailing["id"], size=package_size)
+
+
+def count_receivable(conn: sa.Connection, mailing: dict[str, Any]) -> int:
+    """How many customers a first step would send to if it started now."""
+    return store.count_receivable(conn, channel=mailing["channel"], where=audience_where(conn, mailing))

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tidings.domain.mailings import Action, InterruptCode
+from tidings.domain.mailings import Action, InterruptCode, chain_step_due
 from tidings.engine import throttle
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
 from tidings.errors import TidingsError
@@ -385,7 +385,7 @@ def reset_later_steps(conn: sa.Connection, mailing: dict[str, Any], *, now: Any)
 
 
 def schedule_next_step(conn: sa.Connection, mailing_id: int, *, now: Any) -> None:
-    """When a step is sent, the next (draft) step is scheduled at finish time + delay."""
+    """When a step is sent, the next (draft) step is scheduled for its chain time."""
     mailing = store.get(conn, mailing_id)
     assert mailing is not None
     nxt = conn.execute(
@@ -394,7 +394,8 @@ def schedule_next_step(conn: sa.Connection, mailing_id: int, *, now: Any) -> Non
     ).first()
     if nxt is None or nxt.status != "draft":
         return
-    send_at = now + timedelta(hours=float(nxt.delay_hours or 0))
+    send_at = chain_step_due(previous_finished_at=mailing["finished_at"] or now,
+                             delay_hours=nxt.delay_hours, now=now)
     conn.execute(store.m.update().where(store.m.c.id == nxt.id)
                  .values(status="scheduled", send_at=send_at, updated_at=now))
 

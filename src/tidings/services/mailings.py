@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from tidings.domain import mailings as rules
 from tidings.domain.mailings import Action, MailingStatus
+from tidings.engine.audience import count_receivable
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.services.auth import Actor
 from tidings.services.context import Context
@@ -37,14 +38,18 @@ _AUTOMATIC = frozenset({Action.START, Action.INTERRUPT, Action.FINISH, Action.RE
                         Action.CANCEL_COMPLETE})
 
 
-def actions(status: MailingStatus, *, step: int, canceling: bool = False) -> list[str]:
+def actions(status: MailingStatus, *, step: int, canceling: bool = False,
+            previous_sent: bool = False) -> list[str]:
     """What a person may ask of a mailing now, sorted: the transitions open from
-    ``status`` and ``copy`` (always). A later chain step is sent and scheduled by
-    its chain, so it never offers ``send`` or ``schedule``; a mailing being
-    canceled cannot be canceled again."""
+    ``status`` and ``copy`` (always). A later chain step is sent by its chain, so
+    it never offers ``send``, and offers ``schedule`` only once the step before it
+    was sent (to re-arm it after a cancel); a mailing being canceled cannot be
+    canceled again."""
     offered = {a.value for a in rules.allowed_actions(status) if a not in _AUTOMATIC}
     if step > 1:
-        offered -= {Action.SEND.value, Action.SCHEDULE.value}
+        offered.discard(Action.SEND.value)
+        if not previous_sent:
+            offered.discard(Action.SCHEDULE.value)
     if canceling:
         offered.discard(Action.CANCEL.value)
     return sorted(offered | {"copy"})
@@ -93,12 +98,17 @@ def to_json(conn: sa.Connection, row: dict[str, Any], *, with_steps: bool = True
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
     }
+    if with_steps or row["step"] > 1:
+        chain = store.chain(conn, row["chain_id"])
+        previous_sent = any(s["step"] == row["step"] - 1 and s["status"] == "sent" for s in chain)
+        data["actions"] = actions(status, step=row["step"], canceling=canceling,
+                                  previous_sent=previous_sent)
     if with_steps:
         data["steps"] = [
             {"id": s["id"], "step": s["step"], "name": s["name"], "status": s["status"],
              "template_id": s["template_id"], "delay_hours": s["delay_hours"],
              "condition": s["condition"], "send_at": _iso(s["send_at"])}
-            for s in store.chain(conn, row["chain_id"])
+            for s in chain
         ]
     return data
 
@@ -184,6 +194,13 @@ def update(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any
         if "conversion" in values and "conversion" not in data:
             values.pop("conversion")  # a rename keeps the stored conversion block
         _check_refs(conn, values, row["channel"])
+        previous = _previous_step(conn, row)
+        if (row["status"] == MailingStatus.SCHEDULED and previous is not None
+                and previous["finished_at"] is not None and "delay_hours" in values):
+            # a scheduled later step goes at its chain time: a new delay moves it
+            values["send_at"] = rules.chain_step_due(
+                previous_finished_at=previous["finished_at"], delay_hours=values["delay_hours"],
+                now=ctx.now())
         store.update(conn, mailing_id, {**values, "updated_at": ctx.now()})
         return to_json(conn, _load(conn, mailing_id))
 
@@ -227,7 +244,9 @@ def check_sending_domain(conn: sa.Connection, ctx: Context, from_email: str) -> 
 
 def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action) -> None:
     """Freeze the audience, cut packages and move the mailing to ``sending``,
-    all in the caller's transaction."""
+    all in the caller's transaction. A first step that nobody can receive is
+    refused (``Conflict(code="empty_audience")``, nothing written); a later
+    step whose condition leaves nobody is sent to nobody and shows Sent."""
     from tidings.engine.audience import freeze
 
     rules.next_status(MailingStatus(row["status"]), action)
@@ -238,14 +257,23 @@ def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action
                               "interrupt_code": None, "interrupt_message": None,
                               "cancel_requested_at": None}):
         raise Conflict("The mailing changed meanwhile; reload it.", code="concurrent_change")
-    freeze(conn, mailing=row, package_size=ctx.settings.package_size)
+    if freeze(conn, mailing=row, package_size=ctx.settings.package_size) == 0 and row["step"] == 1:
+        raise _empty_audience(row)
     _finish_if_done(conn, row["id"], now=now)
 
 
+def _empty_audience(row: dict[str, Any]) -> Conflict:
+    channel = "email" if row["channel"] == "email" else "SMS"
+    return Conflict(f"Nobody in this mailing's segment can receive {channel} now (no address, "
+                    "unsubscribed, bounced or complained): there is nobody to send it to. "
+                    "Choose another segment, or add customers to this one.", code="empty_audience")
+
+
 def _finish_if_done(conn: sa.Connection, mailing_id: int, *, now: datetime) -> None:
-    """``sending`` -> ``sent`` when nothing is left to send (an empty audience, or
-    a resumed mailing that was interrupted after its last message); the chain's
-    next step is then scheduled, as the worker does when it sends the last package."""
+    """``sending`` -> ``sent`` when nothing is left to send (a later chain step
+    with nobody to send to, or a resumed mailing that was interrupted after its
+    last message); the chain's next step is then scheduled, as the worker does
+    when it sends the last package."""
     from tidings.engine.worker import schedule_next_step
 
     if store.finish_if_done(conn, mailing_id, now=now):
@@ -262,22 +290,40 @@ def send_now(ctx: Context, mailing_id: int) -> dict[str, Any]:
         return to_json(conn, _load(conn, mailing_id))
 
 
-def schedule(ctx: Context, mailing_id: int, send_at: datetime) -> dict[str, Any]:
+def _previous_step(conn: sa.Connection, row: dict[str, Any]) -> dict[str, Any] | None:
+    if row["step"] == 1:
+        return None
+    return next((s for s in store.chain(conn, row["chain_id"]) if s["step"] == row["step"] - 1), None)
+
+
+def schedule(ctx: Context, mailing_id: int, send_at: datetime | None) -> dict[str, Any]:
+    """Draft or scheduled -> scheduled at ``send_at``. A later chain step can be
+    (re)scheduled once the step before it was sent (e.g. after a cancel
+    returned it to Draft); without ``send_at`` it goes at its chain time."""
     now = ctx.now()
     with ctx.tx() as conn:
         row = _load(conn, mailing_id, for_update=True)
         status = MailingStatus(row["status"])
         if status is MailingStatus.SCHEDULED:
             rules.check_editable(status=status, send_at=row["send_at"], now=now)
-        rules.check_schedulable(status=status, send_at=send_at, now=now)
-        if row["step"] > 1:
-            previous = next(s for s in store.chain(conn, row["chain_id"])
-                            if s["step"] == row["step"] - 1)
+        previous = _previous_step(conn, row)
+        if previous is not None:
             if previous["status"] != "sent":
                 raise Conflict("A later chain step can only be scheduled once the step before "
                                "it has been sent; until then its chain schedules it.",
                                code="chain_step")
+            if send_at is None:
+                rules.next_status(status, Action.SCHEDULE)
+                send_at = rules.chain_step_due(previous_finished_at=previous["finished_at"] or now,
+                                               delay_hours=row["delay_hours"], now=now)
+        if send_at is None:
+            raise InvalidInput("send_at is required: the date and time to send, ISO 8601 with "
+                               "a UTC offset.", field="send_at")
+        if previous is None or send_at > now:
+            rules.check_schedulable(status=status, send_at=send_at, now=now)
         check_ready(conn, ctx, row)
+        if row["step"] == 1 and count_receivable(conn, row) == 0:
+            raise _empty_audience(row)
         store.update(conn, mailing_id, {"status": "scheduled", "send_at": send_at, "updated_at": now})
         return to_json(conn, _load(conn, mailing_id))
 
@@ -412,6 +458,7 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
         })
         # A step added behind a step that is already sent is scheduled at once.
         if last["status"] == "sent" and last["finished_at"] is not None:
-            when = max(last["finished_at"] + timedelta(hours=float(values["delay_hours"])), now)
+            when = rules.chain_step_due(previous_finished_at=last["finished_at"],
+                                        delay_hours=values["delay_hours"], now=now)
             store.update(conn, step_id, {"status": "scheduled", "send_at": when})
         return to_json(conn, _load(conn, step_id))

@@ -116,6 +116,18 @@ def freeze_audience(
     )
 
 
+def count_receivable(conn: sa.Connection, *, channel: str, where: sa.ColumnElement[bool]) -> int:
+    """How many customers matching ``where`` :func:`freeze_audience` would queue
+    (not skip) on ``channel`` now."""
+    address = cust.c.email if channel == "email" else cust.c.phone
+    status = cust.c.email_status if channel == "email" else cust.c.sms_status
+    stmt = sa.select(sa.func.count()).select_from(cust).where(
+        where, address.is_not(None), status == "subscribed")
+    if channel == "email":
+        stmt = stmt.where(~sa.exists().where(suppressions.c.address == cust.c.email))
+    return int(conn.execute(stmt).scalar_one())
+
+
 def make_packages(conn: sa.Connection, *, mailing_id: int, size: int, first_seq: int = 1) -> int:
     """Cut the queued messages of a mailing into packages of ``size``, by id."""
     rn = sa.func.row_number().over(order_by=msg.c.id).label("rn")
