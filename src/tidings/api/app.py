@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from tidings import __version__
 from tidings.api import errors
+from tidings.api.json_body import JsonBodyMiddleware
 from tidings.errors import InvalidInput
 from tidings.services import audience, auth, content, mailings
 from tidings.services.auth import Actor
@@ -220,6 +221,7 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
                   description="Email and SMS mailings to a shop's customers.")
     app.state.ctx = ctx
     errors.install(app)
+    app.add_middleware(JsonBodyMiddleware)
     app.include_router(build_router())
     from tidings.web import build_web_router
 
