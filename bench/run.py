@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from tidings.config import Settings  # noqa: E402
-from tidings.services import audience, content, mailings  # noqa: E402
+from tidings.services import audience, mailings  # noqa: E402
+from tidings.services import templates as template_service  # noqa: E402
 from tidings.services.context import Context  # noqa: E402
 from tidings.store.db import make_engine, migrate  # noqa: E402
 from tidings.store.tables import mailings as mailing_table  # noqa: E402
@@ -185,7 +186,7 @@ def main() -> None:
         count = audience.count_segment(ctx, segment["id"])
         figure("segment_count_s", round(time.perf_counter() - start, 3), f"({count['count']} customers)")
 
-        template = content.create_template(ctx, {"name": "bench", "channel": "email",
+        template = template_service.create_template(ctx, {"name": "bench", "channel": "email",
                                                  "subject": "News for {{ customer.first_name }}",
                                                  "html": HTML})
         from_email = "news@shop.example.com"

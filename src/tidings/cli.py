@@ -57,9 +57,9 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     click.echo(f"Tidings is at http://{host}:{port}/  (API: /api/v1, OpenAPI: /openapi.json)")
     if ctx.settings.smtp_url.startswith("file://"):
         click.echo(f"Mail goes to the outbox folder {ctx.settings.smtp_url.removeprefix('file://')}/")
-    from tidings.services import auth
+    from tidings.services import users
 
-    if not auth.list_users(ctx):
+    if not users.list_users(ctx):
         click.echo("Nobody can sign in to the web UI yet; create a person with\n"
                    "  .venv/bin/tidings user create --email you@example.com --password '...' --role admin")
     click.echo(f"Admin API token: {token}")
@@ -69,30 +69,30 @@ def serve(host: str, port: int, no_worker: bool) -> None:
 def _bootstrap_token(ctx) -> str:  # type: ignore[no-untyped-def]
     """An admin token kept in ./tidings-admin.token so each start prints the same one."""
     from tidings.errors import Unauthorized
-    from tidings.services import auth
+    from tidings.services import tokens
 
     if TOKEN_FILE.exists():
         token = TOKEN_FILE.read_text().strip()
         try:
-            auth.authenticate(ctx, token)
+            tokens.authenticate(ctx, token)
             return token
         except Unauthorized:
             pass
-    token = auth.create_token(ctx, name="printed by tidings serve", role="admin")
+    token = tokens.create_token(ctx, name="printed by tidings serve", role="admin")
     TOKEN_FILE.write_text(token + "\n")
     TOKEN_FILE.chmod(0o600)
     return token
 
 
 def _run_worker() -> None:
-    from tidings.engine.worker import Worker
+    from tidings.services.sending import make_worker
 
     _logging()
     # The render thread is CPU-bound and the SMTP threads wait on sockets: a short
     # switch interval hands the GIL sooner to a thread whose reply has arrived
     # (about 10% more messages a second in bench/run.py).
     sys.setswitchinterval(0.0005)
-    w = Worker(_context(migrate=False))
+    w = make_worker(_context(migrate=False))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: w.stop_event.set())
     w.run()
@@ -162,10 +162,10 @@ def token() -> None:
 @click.option("--role", type=click.Choice(["admin", "manager"]), default="manager", show_default=True)
 def token_create(name: str, role: str) -> None:
     """Print a new API token (alone on the last line)."""
-    from tidings.services import auth
+    from tidings.services import tokens
 
     ctx = _context()
-    value = auth.create_token(ctx, name=name, role=role)
+    value = tokens.create_token(ctx, name=name, role=role)
     click.echo(f"Created {role} token {name!r}; it is shown only once:")
     click.echo(value)
 
@@ -180,10 +180,10 @@ def user() -> None:
 @click.option("--password", required=True)
 @click.option("--role", type=click.Choice(["admin", "manager"]), default="manager", show_default=True)
 def user_create(email: str, password: str, role: str) -> None:
-    from tidings.services import auth
+    from tidings.services import users
 
     try:
-        auth.create_user(_context(), email=email, password=password, role=role)
+        users.create_user(_context(), email=email, password=password, role=role)
     except TidingsError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Created {role} {email.lower()}.")

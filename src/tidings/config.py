@@ -6,10 +6,10 @@ working directory may add to it. See the README for the meaning of each.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tidings.domain.reputation import Limits
 
 
 class Settings(BaseSettings):
@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     default_from_email: str = "shop@example.com"
     default_from_name: str = "Tidings demo shop"
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+    @property
+    def reputation_limits(self) -> Limits:
+        """The reputation guard's limits."""
+        return Limits(max_bounce_rate=self.max_bounce_rate, max_complaint_rate=self.max_complaint_rate,
+                      min_sample=self.reputation_min_sample)

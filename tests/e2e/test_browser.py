@@ -28,9 +28,11 @@ import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tidings.config import Settings
-from tidings.engine.worker import Worker
-from tidings.services import audience, auth, content, mailings
+from tidings.domain.actors import SYSTEM
+from tidings.services import audience, mailings, quotas, tokens, users
+from tidings.services import templates as template_service
 from tidings.services.context import Context
+from tidings.services.sending import make_worker
 from tidings.store.db import make_engine
 from tidings.web import session as sessions
 from tidings.web.session import Session
@@ -105,13 +107,13 @@ def serve(sqlite_template: Path, tmp_path: Path) -> Iterator[Callable[..., Site]
         ctx = Context(settings=Settings(_env_file=None, **values),  # type: ignore[call-arg]
                       engine=make_engine(values["database_url"]))
         if with_user:
-            auth.create_user(ctx, email=EMAIL, password=PASSWORD, role="admin")
+            users.create_user(ctx, email=EMAIL, password=PASSWORD, role="admin")
         port = _free_port()
         server = uvicorn.Server(uvicorn.Config(_app(ctx), host="127.0.0.1", port=port,
                                                log_level="warning"))
         web = threading.Thread(target=server.run, name="web", daemon=True)
         web.start()
-        worker = Worker(ctx)
+        worker = make_worker(ctx)
         sender = threading.Thread(target=worker.run, name="worker", daemon=True)
         if with_worker:
             sender.start()
@@ -166,7 +168,7 @@ def seed(ctx: Context, *, customers: int) -> dict[str, Any]:
          "attributes": {"city": "Riga" if i % 2 else "Lyon"}} for i in range(customers)
     ])
     segment = audience.create_segment(ctx, {"name": "Everyone", "rules": {}})
-    template = content.create_template(ctx, {
+    template = template_service.create_template(ctx, {
         "name": "Spring sale", "channel": "email", "subject": "Hi {{ customer.first_name }}",
         "html": "<p>Hello {{ customer.first_name }}, <a href='https://shop.example/'>shop</a></p>",
     })
@@ -430,7 +432,7 @@ def _wait_for_status(ctx: Context, mailing_id: int, status: str, timeout: float 
 def test_an_interrupted_mailing_shows_why_and_resumes_after_a_top_up(serve, page: Page) -> None:
     site = serve(with_worker=True)
     mailing = seed(site.ctx, customers=5)["mailing"]
-    content.topup(site.ctx, channel="email", amount=2, actor=auth.SYSTEM)
+    quotas.topup(site.ctx, channel="email", amount=2, actor=SYSTEM)
     mailings.send_now(site.ctx, mailing["id"])
     _wait_for_status(site.ctx, mailing["id"], "interrupted")
 
@@ -460,8 +462,8 @@ def test_an_interrupted_mailing_shows_why_and_resumes_after_a_top_up(serve, page
 
 def test_an_admin_revokes_an_api_token_from_the_people_page(serve, page: Page) -> None:
     site = serve(with_user=True)
-    export = auth.create_token(site.ctx, name="shop export", role="manager")
-    auth.create_token(site.ctx, name="deploy", role="admin")
+    export = tokens.create_token(site.ctx, name="shop export", role="manager")
+    tokens.create_token(site.ctx, name="deploy", role="admin")
     sign_in(page, site)
     nav(page, "People and tokens").click()
     expect(page.get_by_role("cell", name=EMAIL)).to_be_visible()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tidings.services import auth
+from tidings.services import tokens, users
 
 TIDINGS = str(Path(sys.executable).with_name("tidings"))
 
@@ -32,14 +32,14 @@ def test_token_create_prints_a_working_token_alone_on_the_last_line(db_url, tmp_
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip().splitlines()[-1]
     assert token.startswith("tid_") and " " not in token
-    assert auth.authenticate(make_ctx(admin_token=None), token).is_admin
+    assert tokens.authenticate(make_ctx(admin_token=None), token).is_admin
 
 
 def test_user_create_makes_a_person_who_can_sign_in_and_refuses_a_twin(db_url, tmp_path, make_ctx):
     first = run(db_url, tmp_path, "user", "create", "--email", "Boss@Shop.example",
                 "--password", "long enough", "--role", "admin")
     assert first.returncode == 0, first.stderr
-    assert auth.sign_in(make_ctx(), email="boss@shop.example", password="long enough").is_admin
+    assert users.sign_in(make_ctx(), email="boss@shop.example", password="long enough").is_admin
     twin = run(db_url, tmp_path, "user", "create", "--email", "boss@shop.example", "--password", "x" * 9)
     assert twin.returncode != 0 and "already exists" in twin.stderr
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.test_sending import seed
-from tidings.engine.worker import Worker
+from tidings.services.sending import make_worker
 from tidings.store.tables import messages
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_sigkill_in_the_middle_of_sending_leaves_no_repeats(db_url, make_ctx, ap
     assert len(smtp_server.messages) < 300  # it died in the middle
     smtp_server.handler.delay = 0
     time.sleep(1.2)  # the dead worker's lease runs out
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     delivered = collections.Counter(smtp_server.recipients())
     assert [r for r, n in delivered.items() if n > 1] == []

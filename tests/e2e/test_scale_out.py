@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.test_crash import worker_env
 from tests.integration.test_sending import seed
-from tidings.engine.worker import Worker
+from tidings.services.sending import make_worker
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_a_small_mailing_is_not_starved_by_a_big_one(make_ctx, api_for, smtp_ser
                                          "template_id": big["template"]["id"]}, status=201)
     api.ok("POST", f"/mailings/{big['mailing']['id']}/send")
     api.ok("POST", f"/mailings/{small['id']}/send")
-    worker = Worker(ctx)
+    worker = make_worker(ctx)
     claimed = []
     for _ in range(3):
         package = worker.claim()
@@ -77,11 +77,9 @@ def test_a_small_mailing_is_not_starved_by_a_big_one(make_ctx, api_for, smtp_ser
 
 
 def test_the_send_rate_is_shared_by_all_workers(make_ctx):
-    from tidings.engine import throttle
-
     a, b = make_ctx(), make_ctx()
-    waits = [throttle.reserve(a.engine, 10, 10.0), throttle.reserve(b.engine, 10, 10.0),
-             throttle.reserve(a.engine, 10, 10.0)]
+    waits = [a.store.take_send_slot(10, 10.0), b.store.take_send_slot(10, 10.0),
+             a.store.take_send_slot(10, 10.0)]
     # 10 messages at 10/s take a second: each worker waits for the slots taken before it
     assert waits[0] == pytest.approx(0, abs=0.2)
     assert waits[1] == pytest.approx(1, abs=0.2)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tidings.services import audience, auth, content, mailings
+from tidings.services import audience, mailings, quotas, tokens, users
+from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.web import session as sessions
 
@@ -51,7 +52,7 @@ def csrf_of(html: str) -> str:
 def sign_in(client: TestClient, ctx: Context, *, role: str = "admin") -> str:
     """Sign in through the form; returns the session's CSRF token."""
     email = f"{role}@shop.example"
-    auth.create_user(ctx, email=email, password=PASSWORD, role=role)
+    users.create_user(ctx, email=email, password=PASSWORD, role=role)
     token = csrf_of(client.get("/sign-in").text)
     response = client.post("/sign-in", data={"email": email, "password": PASSWORD,
                                               "csrf_token": token, "next": ""})
@@ -63,7 +64,7 @@ def draft_mailing(ctx: Context) -> dict[str, Any]:
     """A draft email mailing to everyone (one customer), ready to send."""
     audience.upsert_customer(ctx, {"email": "ann@example.org", "first_name": "Ann"})
     segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
-    template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
+    template = template_service.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
                                              "html": "<p>Hi</p>"})
     return mailings.create(ctx, {"name": "M", "segment_id": segment["id"], "template_id": template["id"]})
 
@@ -72,7 +73,7 @@ def test_a_page_sends_a_visitor_to_sign_in_and_back(client: TestClient, ctx: Con
     response = client.get("/segments?x=1")
     assert (response.status_code, response.headers["location"]) == (
         303, "/sign-in?next=%2Fsegments%3Fx%3D1")
-    auth.create_user(ctx, email="a@shop.example", password=PASSWORD)
+    users.create_user(ctx, email="a@shop.example", password=PASSWORD)
     token = csrf_of(client.get("/sign-in?next=%2Fsegments").text)
     response = client.post("/sign-in", data={"email": "a@shop.example", "password": PASSWORD,
                                               "csrf_token": token, "next": "/segments"})
@@ -81,7 +82,7 @@ def test_a_page_sends_a_visitor_to_sign_in_and_back(client: TestClient, ctx: Con
 
 
 def test_sign_in_never_redirects_to_another_site(client: TestClient, ctx: Context) -> None:
-    auth.create_user(ctx, email="a@shop.example", password=PASSWORD)
+    users.create_user(ctx, email="a@shop.example", password=PASSWORD)
     token = csrf_of(client.get("/sign-in").text)
     response = client.post("/sign-in", data={"email": "a@shop.example", "password": PASSWORD,
                                               "csrf_token": token, "next": "//evil.example/"})
@@ -89,7 +90,7 @@ def test_sign_in_never_redirects_to_another_site(client: TestClient, ctx: Contex
 
 
 def test_a_wrong_password_is_refused_with_a_message(client: TestClient, ctx: Context) -> None:
-    auth.create_user(ctx, email="a@shop.example", password=PASSWORD)
+    users.create_user(ctx, email="a@shop.example", password=PASSWORD)
     token = csrf_of(client.get("/sign-in").text)
     response = client.post("/sign-in", data={"email": "a@shop.example", "password": "nope",
                                               "csrf_token": token})
@@ -106,12 +107,12 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
         response = client.post("/quota/topup", data=data, headers=headers)
         assert response.status_code == 403
         assert "This form is out of date" in response.text
-    assert content.get_quota(ctx)["email"]["balance"] is None
+    assert quotas.get_quota(ctx)["email"]["balance"] is None
 
     response = client.post("/quota/topup", data={"channel": "email", "amount": "5"},
                            headers={"X-CSRF-Token": token})
     assert response.status_code == 303
-    assert content.get_quota(ctx)["email"]["balance"] == 5
+    assert quotas.get_quota(ctx)["email"]["balance"] == 5
 
 
 def test_a_tampered_or_expired_session_is_not_signed_in(client: TestClient, ctx: Context) -> None:
@@ -154,12 +155,12 @@ def test_an_admin_adds_a_person_who_can_then_sign_in(client: TestClient, ctx: Co
     added = client.post("/admin/people", data={"email": "m@shop.example", "password": PASSWORD,
                                                "role": "manager", "csrf_token": token})
     assert added.status_code == 303
-    assert auth.sign_in(ctx, email="m@shop.example", password=PASSWORD).role == "manager"
+    assert users.sign_in(ctx, email="m@shop.example", password=PASSWORD).role == "manager"
 
     made = client.post("/admin/tokens", data={"name": "export", "role": "manager",
                                               "csrf_token": token})
     shown = re.search(r'data-testid="new-token">(tid_[^<]+)<', made.text)
-    assert shown and auth.authenticate(ctx, shown.group(1)).role == "manager"
+    assert shown and tokens.authenticate(ctx, shown.group(1)).role == "manager"
 
 
 def test_a_service_error_is_shown_next_to_its_field(client: TestClient, ctx: Context) -> None:
@@ -222,14 +223,14 @@ def test_the_live_preview_renders_unsaved_fields_for_a_customer_given_by_email(
     assert '<strong data-testid="preview-subject">Hi Ann</strong>' in shown.text
     assert '<strong data-testid="preview-subject">Hi Alex</strong>' in sample.text
     assert "There is no customer with the email zed@example.org." in unknown.text
-    assert content.list_templates(ctx) == []
+    assert template_service.list_templates(ctx) == []
 
 
 def test_a_test_send_from_the_template_editor_arrives_at_the_smtp_server(
         make_ctx, smtp_server) -> None:  # type: ignore[no-untyped-def]
     ctx = make_ctx(smtp_url=smtp_server.url)
     audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
-    template = content.create_template(ctx, {"name": "Welcome", "channel": "email",
+    template = template_service.create_template(ctx, {"name": "Welcome", "channel": "email",
                                              "subject": "Hi {{ customer.first_name }}",
                                              "html": "<p>Hello {{ customer.first_name }}</p>"})
     smtp_server.handler.reject["nobody@example.org"] = "550 5.1.1 No such user"
@@ -264,9 +265,9 @@ def test_a_test_send_from_the_template_editor_arrives_at_the_smtp_server(
 def test_an_admin_sees_people_and_tokens_and_revokes_a_token_which_the_api_then_refuses(
         client: TestClient, ctx: Context) -> None:
     token = sign_in(client, ctx)
-    export = auth.create_token(ctx, name="export", role="manager")
-    auth.create_token(ctx, name="deploy", role="admin")
-    (export_id,) = [t["id"] for t in auth.list_tokens(ctx) if t["name"] == "export"]
+    export = tokens.create_token(ctx, name="export", role="manager")
+    tokens.create_token(ctx, name="deploy", role="admin")
+    (export_id,) = [t["id"] for t in tokens.list_tokens(ctx) if t["name"] == "export"]
     assert client.get("/api/v1/quota", headers={"Authorization": f"Bearer {export}"}
                       ).status_code == 200
 
@@ -277,7 +278,7 @@ def test_an_admin_sees_people_and_tokens_and_revokes_a_token_which_the_api_then_
 
     forged = client.post(f"/admin/tokens/{export_id}/revoke", data={"csrf_token": "forged"})
     assert forged.status_code == 403
-    assert [t["name"] for t in auth.list_tokens(ctx)] == ["export", "deploy"]
+    assert [t["name"] for t in tokens.list_tokens(ctx)] == ["export", "deploy"]
 
     revoked = client.post(f"/admin/tokens/{export_id}/revoke", data={"csrf_token": token})
     assert (revoked.status_code, revoked.headers["location"]) == (303, "/admin/people")
@@ -293,11 +294,11 @@ def test_an_admin_sees_people_and_tokens_and_revokes_a_token_which_the_api_then_
 
 def test_a_manager_cannot_revoke_a_token(client: TestClient, ctx: Context) -> None:
     token = sign_in(client, ctx, role="manager")
-    auth.create_token(ctx, name="export")
-    (token_id,) = [t["id"] for t in auth.list_tokens(ctx)]
+    tokens.create_token(ctx, name="export")
+    (token_id,) = [t["id"] for t in tokens.list_tokens(ctx)]
     refused = client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": token})
     assert refused.status_code == 403
-    assert len(auth.list_tokens(ctx)) == 1
+    assert len(tokens.list_tokens(ctx)) == 1
 
 
 def test_a_bad_page_address_gets_an_html_page_and_the_api_keeps_its_json_envelope(

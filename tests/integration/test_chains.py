@@ -18,7 +18,7 @@ from tests.integration.test_tracking import (
     stats,
     visit,
 )
-from tidings.engine.worker import Worker
+from tidings.services.sending import make_worker
 
 EMAILS = [f"c{i}@example.org" for i in range(6)]
 
@@ -71,11 +71,11 @@ def test_a_three_step_chain_reminds_who_did_not_open_and_offers_to_who_clicked_t
     assert visit(api, mail["c0@example.org"].pixel).status_code == 200
     assert visit(api, mail["c1@example.org"].clicks[0]).status_code == 302  # a click is an open
     visit(api, mail["c2@example.org"].pixel, headers={"User-Agent": MIMECAST})  # a scanner
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     assert recipients(smtp_server, reminder) == []  # not before its time
 
     at(ctx, finished + timedelta(hours=24, minutes=1))
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     assert recipients(smtp_server, reminder) == ["c2@example.org", "c3@example.org",
                                                  "c4@example.org", "c5@example.org"]
@@ -89,7 +89,7 @@ def test_a_three_step_chain_reminds_who_did_not_open_and_offers_to_who_clicked_t
           content=b"List-Unsubscribe=One-Click")
 
     at(ctx, datetime.fromisoformat(reminded["finished_at"]) + timedelta(hours=2))
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     assert recipients(smtp_server, offer) == ["c3@example.org"]
     assert [s["status"] for s in api.ok("GET", f"/mailings/{offer}")["steps"]] == ["sent"] * 3
@@ -124,14 +124,14 @@ def test_an_interrupted_step_keeps_later_steps_in_draft_and_finishing_it_schedul
 
     api.ok("POST", "/quota/topup", {"channel": "email", "amount": 10})
     api.ok("POST", f"/mailings/{second}/resume")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     done = api.ok("GET", f"/mailings/{second}")
     assert done["status"] == "sent"
     finished = datetime.fromisoformat(done["finished_at"])
     assert status(api, third) == ("scheduled", (finished + timedelta(hours=1)).isoformat())
     at(ctx, finished + timedelta(hours=1))
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     assert recipients(smtp_server, third) == EMAILS[:4]
 
 
@@ -149,7 +149,7 @@ def test_resuming_a_step_interrupted_after_its_last_message_schedules_the_next(
         smtp_server.handler.reject[email] = "550 5.7.1 Blocked for now"
 
     at(ctx, ctx.now() + timedelta(hours=2))
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     stopped = api.ok("GET", f"/mailings/{second}")
     assert stopped["status"] == "interrupted" and stopped["progress"]["queued"] == 0
@@ -265,7 +265,7 @@ def test_a_not_converted_step_skips_who_ordered_after_the_step_before_whoever_go
     assert credited == [first, None, other]
 
     at(ctx, start + timedelta(hours=25))
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     assert recipients(smtp_server, second) == ["c1@example.org", "c3@example.org"]
 
@@ -320,7 +320,7 @@ def test_a_new_delay_moves_a_scheduled_step_and_a_canceled_step_can_be_scheduled
         "scheduled", (finished + timedelta(hours=48)).isoformat())
 
     at(ctx, finished + timedelta(hours=48, minutes=1))
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     assert recipients(smtp_server, reminder) == EMAILS  # nobody opened the launch
 
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.dnsserver import LocalDns
-from tidings.engine.worker import Worker
+from tidings.services.sending import make_worker
 from tidings.store.tables import domains, messages
 from tidings.transports.dkim import decrypt_secret, public_key_b64
 from tidings.transports.dns_check import lookup_txt
@@ -213,7 +213,7 @@ def test_an_unverified_domain_cannot_send_and_the_error_says_what_to_publish(
     scheduled = api.post(f"/mailings/{mid}/schedule", {"send_at": later}, expect=409)
     assert scheduled.json()["error"]["code"] == "domain_not_verified"
 
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     assert smtp_server.messages == []
     mailing = api.ok("GET", f"/mailings/{mid}")
     assert mailing["status"] == "draft" and mailing["progress"]["total"] == 0
@@ -230,7 +230,7 @@ def test_mail_from_a_verified_domain_carries_a_dkim_signature_dkimpy_verifies(
     assert api.ok("POST", f"/domains/{created['id']}/verify")["verified"] is True
 
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
     assert len(smtp_server.messages) == 6
@@ -260,7 +260,7 @@ def test_mail_from_a_domain_that_is_not_verified_goes_out_unsigned(make_ctx, api
     api.post("/domains", {"domain": DOMAIN}, expect=201)
 
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     assert [m.message["DKIM-Signature"] for m in smtp_server.messages] == [None, None]
 
@@ -289,7 +289,7 @@ def test_domain_health_gives_rates_dns_status_and_alignment(make_ctx, api_for, d
     api.ok("POST", f"/domains/{did}/verify")
     for m in (mid, other):
         api.ok("POST", f"/mailings/{m}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     message_ids = [r["id"] for r in _messages(ctx, mid)]
     api.ok("POST", "/events", {"type": "bounce", "message_id": message_ids[0], "hard": True})
     api.ok("POST", "/events", {"type": "complaint", "message_id": message_ids[1]})

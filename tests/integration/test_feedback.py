@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from tidings.domain.tracking import bounce_address
-from tidings.engine.worker import Worker
 from tidings.feedback.inbound import BounceListener
 from tidings.services import feedback
+from tidings.services.sending import make_worker
 from tidings.store.tables import customers, feedback_events, mailings, messages, suppressions
 
 DOMAIN = "shop.example.com"
@@ -63,7 +63,7 @@ def seed(api, n: int) -> int:  # type: ignore[no-untyped-def]
 def send(ctx, api, mailing_id: int) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Send the mailing to the outbox; its messages, in id order."""
     api.ok("POST", f"/mailings/{mailing_id}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     return rows(ctx, messages, messages.c.mailing_id == mailing_id)
 
 
@@ -475,7 +475,7 @@ def test_complaints_past_the_threshold_interrupt_the_mailing_with_the_rates(make
     api = api_for(ctx)
     mid = seed(api, 20)
     api.ok("POST", f"/mailings/{mid}/send")
-    worker = Worker(ctx)
+    worker = make_worker(ctx)
     assert worker.tick()  # one package of five goes out
     sent = rows(ctx, messages, messages.c.mailing_id == mid, messages.c.status == "sent")
     assert len(sent) == 5
@@ -500,7 +500,7 @@ def test_hard_bounces_by_mail_count_in_the_reputation_guard(make_ctx, api_for):
     api = api_for(ctx)
     mid = seed(api, 20)
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).tick()
+    make_worker(ctx).tick()
     sent = rows(ctx, messages, messages.c.mailing_id == mid, messages.c.status == "sent")
 
     for message in sent[:2]:

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from tests.integration.test_sending import seed
 from tidings.domain.mailings import Progress
-from tidings.engine.worker import Worker
+from tidings.services.sending import make_worker
 from tidings.store import mailings as store
+from tidings.store import packages
 from tidings.store.tables import messages
 
 
@@ -34,7 +35,7 @@ def snapshot(ctx, mailing_id: int) -> tuple[Progress, Progress]:
         else:
             conn = conn.execution_options(read_only=True)
         with conn.begin():
-            return store.progress(conn, mailing_id), counted(conn, mailing_id)
+            return packages.progress(conn, mailing_id), counted(conn, mailing_id)
 
 
 def test_progress_equals_counting_every_message_while_sending(make_ctx, api_for, smtp_server):
@@ -47,7 +48,7 @@ def test_progress_equals_counting_every_message_while_sending(make_ctx, api_for,
     mid = data["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
 
-    worker = Worker(ctx)
+    worker = make_worker(ctx)
     runner = threading.Thread(target=worker.run_until_idle)
     runner.start()
     seen = []
@@ -76,20 +77,21 @@ def test_a_late_result_after_a_takeover_still_counts(make_ctx, api_for, smtp_ser
     mid = data["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
 
-    slow = Worker(ctx)
+    slow = make_worker(ctx)
     package = slow.claim()
     assert package is not None
     with ctx.read() as conn:
         mailing = store.get(conn, mid)
-        renderer = slow._renderer(conn, mailing)
+    assert mailing is not None
+    renderer = slow._renderer(mailing)
     group = slow._prepare_group(package, renderer, 5)
     assert group is not None
     slow._mark_in_flight(package, group)  # five in flight ... and the worker stalls
 
     clock["now"] = base + timedelta(seconds=31)  # its lease runs out; another worker takes over
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     with ctx.read() as conn:
-        assert store.progress(conn, mid).unknown == 5
+        assert packages.progress(conn, mid).unknown == 5
 
     outcomes = slow._send(slow.transport, group.envelopes)  # the stalled replies arrive at last
     slow._record(package, mailing, group, outcomes)

@@ -10,8 +10,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from tests.smtpserver import SmtpServer, free_port
-from tidings.engine.worker import Worker, start_due
-from tidings.store.tables import messages
+from tidings.services.sending import make_worker, start_due
+from tidings.store.tables import messages, suppressions
 
 HTML = '<p>Hello {{ customer.first_name }}</p><p><a href="https://shop.example.com/x">Shop</a></p>' \
        '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
@@ -53,7 +53,7 @@ def test_send_now_delivers_every_reachable_customer_exactly_once(make_ctx, api_f
     sending = api.ok("POST", f"/mailings/{mid}/send")
     assert sending["status"] == "sending"
     assert sending["progress"]["total"] == 13 and sending["progress"]["skipped"] == 3
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     done = api.ok("GET", f"/mailings/{mid}")
     assert done["status"] == "sent" and done["status_label"] == "Sent"
@@ -80,7 +80,7 @@ def test_a_server_without_pipelining_gets_one_command_at_a_time(make_ctx, api_fo
     api = api_for(ctx)
     mid = seed(api, 4)["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     done = api.ok("GET", f"/mailings/{mid}")
     assert (done["progress"]["sent"], done["progress"]["failed"]) == (3, 1)
     assert sorted(smtp_server.recipients()) == ["c000@example.org", "c002@example.org", "c003@example.org"]
@@ -94,7 +94,7 @@ def test_a_link_broken_after_the_body_leaves_that_message_unknown_and_never_rese
     api = api_for(ctx)
     mid = seed(api, 6)["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     done = api.ok("GET", f"/mailings/{mid}")
     assert done["status"] == "sent"
     assert (done["progress"]["sent"], done["progress"]["unknown"]) == (5, 1)
@@ -110,7 +110,7 @@ def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
     mid = seed(api, 12)["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     smtp_server.handler.gate.clear()  # hold the first group at the server
-    worker = Worker(ctx)
+    worker = make_worker(ctx)
     thread = threading.Thread(target=worker.run_until_idle)
     thread.start()
     deadline = time.monotonic() + 10
@@ -135,7 +135,7 @@ def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
 
     resumed = api.ok("POST", f"/mailings/{mid}/resume")
     assert resumed["status"] == "sending"
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     assert sorted(smtp_server.recipients()) == [f"c{i:03d}@example.org" for i in range(12)]
     assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
 
@@ -148,7 +148,7 @@ def test_cancel_with_no_package_in_flight_shows_canceled_at_once(make_ctx, api_f
 
     canceled = api.ok("POST", f"/mailings/{mid}/cancel")
     assert canceled["status"] == "canceled" and canceled["status_label"] == "Canceled"
-    Worker(ctx).run_until_idle()  # no package of a canceled mailing starts
+    make_worker(ctx).run_until_idle()  # no package of a canceled mailing starts
     assert api.ok("GET", f"/mailings/{mid}")["progress"]["sent"] == 0
 
 
@@ -160,7 +160,7 @@ def test_canceled_shows_only_after_every_message_of_the_package_in_flight_is_cou
     mid = seed(api, 12)["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     smtp_server.handler.gate.clear()
-    thread = threading.Thread(target=Worker(ctx).run_until_idle)
+    thread = threading.Thread(target=make_worker(ctx).run_until_idle)
     thread.start()
     deadline = time.monotonic() + 10
     while in_flight(ctx) == 0:
@@ -189,7 +189,7 @@ def test_a_server_that_is_down_interrupts_with_technical_error_and_resume_comple
     api = api_for(ctx)
     mid = seed(api, 9)["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     stopped = api.ok("GET", f"/mailings/{mid}")
     assert stopped["status"] == "interrupted"
@@ -201,7 +201,7 @@ def test_a_server_that_is_down_interrupts_with_technical_error_and_resume_comple
     server = SmtpServer(port=port).start()
     try:
         api.ok("POST", f"/mailings/{mid}/resume")
-        Worker(ctx).run_until_idle()
+        make_worker(ctx).run_until_idle()
         assert sorted(server.recipients()) == [f"c{i:03d}@example.org" for i in range(9)]
     finally:
         server.stop()
@@ -218,7 +218,7 @@ def test_a_server_that_comes_back_within_the_retry_window_causes_no_interruption
     timer = threading.Timer(1.0, server.start)
     timer.start()
     try:
-        Worker(ctx).run_until_idle()
+        make_worker(ctx).run_until_idle()
         timer.join()
         assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
         assert len(server.recipients()) == 4
@@ -233,7 +233,7 @@ def test_quota_runs_out_and_a_topup_resumes(make_ctx, api_for, smtp_server):
     mid = seed(api, 12)["mailing"]["id"]
     api.ok("POST", "/quota/topup", {"channel": "email", "amount": 6})
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     stopped = api.ok("GET", f"/mailings/{mid}")
     assert stopped["status"] == "interrupted"
@@ -243,7 +243,7 @@ def test_quota_runs_out_and_a_topup_resumes(make_ctx, api_for, smtp_server):
 
     api.ok("POST", "/quota/topup", {"channel": "email", "amount": 10})
     api.ok("POST", f"/mailings/{mid}/resume")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
     assert api.ok("GET", "/quota")["email"]["balance"] == 4
     assert_once_each(smtp_server)
@@ -251,10 +251,10 @@ def test_quota_runs_out_and_a_topup_resumes(make_ctx, api_for, smtp_server):
 
 
 def test_only_an_admin_may_top_up(make_ctx, api_for):
-    from tidings.services import auth
+    from tidings.services import tokens
 
     ctx = make_ctx()
-    manager = auth.create_token(ctx, name="m", role="manager")
+    manager = tokens.create_token(ctx, name="m", role="manager")
     api = api_for(ctx, manager)
     response = api.post("/quota/topup", {"channel": "email", "amount": 5}, expect=403)
     assert response.json()["error"]["code"] == "forbidden"
@@ -264,7 +264,7 @@ def test_only_an_admin_may_top_up(make_ctx, api_for):
 def test_mass_rejections_interrupt_for_reputation_and_only_an_admin_resumes(
     make_ctx, api_for, smtp_server
 ):
-    from tidings.services import auth
+    from tidings.services import tokens
 
     ctx = make_ctx(smtp_url=smtp_server.url, reputation_min_sample=5, max_bounce_rate=0.05,
                    send_group=5, package_size=100)
@@ -273,7 +273,7 @@ def test_mass_rejections_interrupt_for_reputation_and_only_an_admin_resumes(
     for i in range(10):
         smtp_server.handler.reject[f"c{i:03d}@example.org"] = "550 5.1.1 No such user"
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
     stopped = api.ok("GET", f"/mailings/{mid}")
     assert stopped["status"] == "interrupted"
@@ -282,18 +282,18 @@ def test_mass_rejections_interrupt_for_reputation_and_only_an_admin_resumes(
     assert stopped["progress"]["failed"] == 5 and stopped["progress"]["sent"] == 0
     bounced = api.ok("GET", "/customers?email=c000@example.org")["customers"][0]
     assert bounced["email_status"] == "bounced"
-    from tidings.store import feedback as feedback_store
-
     with ctx.engine.connect() as conn:
-        assert feedback_store.suppression(conn, "c000@example.org") == "bounced"
+        reason = conn.execute(sa.select(suppressions.c.reason)
+                              .where(suppressions.c.address == "c000@example.org")).scalar_one()
+    assert reason == "bounced"
 
-    manager = api.as_token(auth.create_token(ctx, name="m", role="manager"))
+    manager = api.as_token(tokens.create_token(ctx, name="m", role="manager"))
     refused = manager.post(f"/mailings/{mid}/resume", expect=403)
     assert refused.json()["error"]["code"] == "admin_required"
 
     smtp_server.handler.reject.clear()
     api.ok("POST", f"/mailings/{mid}/resume")  # the admin cleaned the list: a fresh window
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     final = api.ok("GET", f"/mailings/{mid}")
     assert final["status"] == "sent"
     assert final["progress"]["sent"] == 15 and final["progress"]["failed"] == 5
@@ -350,7 +350,7 @@ def test_the_scheduler_starts_a_due_mailing_once_even_with_several_workers(make_
     for t in threads:
         t.join()
     assert sorted(results) == [0, 0, 1]
-    Worker(ctxs[0]).run_until_idle()
+    make_worker(ctxs[0]).run_until_idle()
     assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
     assert len(smtp_server.messages) == 5
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.smtpserver import free_port
-from tidings.engine.worker import Worker
+from tidings.services.sending import make_worker
 
 
 class Gateway:
@@ -75,7 +75,7 @@ def test_an_sms_mailing_posts_one_json_per_reachable_phone(make_ctx, api_for, ga
     mid = sms_mailing(api)
     started = api.ok("POST", f"/mailings/{mid}/send")
     assert started["progress"]["skipped"] == 2
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     done = api.ok("GET", f"/mailings/{mid}")
     assert done["status"] == "sent" and done["progress"]["sent"] == 2
     by_phone = {m["to"]: m for m in gateway.received}
@@ -92,7 +92,7 @@ def test_a_refused_number_fails_and_a_gateway_that_is_down_interrupts(make_ctx, 
     gateway.refuse.add("+37120000002")
     gateway.down = True
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     stopped = api.ok("GET", f"/mailings/{mid}")
     assert stopped["status"] == "interrupted"
     assert stopped["interrupt_reason"]["code"] == "technical_error"
@@ -100,7 +100,7 @@ def test_a_refused_number_fails_and_a_gateway_that_is_down_interrupts(make_ctx, 
 
     gateway.down = False
     api.ok("POST", f"/mailings/{mid}/resume")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     done = api.ok("GET", f"/mailings/{mid}")
     assert done["status"] == "sent"
     assert (done["progress"]["sent"], done["progress"]["failed"]) == (1, 1)
@@ -112,7 +112,7 @@ def test_without_a_gateway_an_sms_mailing_is_interrupted_saying_what_to_set(make
     api = api_for(ctx)
     mid = sms_mailing(api)
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     stopped = api.ok("GET", f"/mailings/{mid}")
     assert stopped["status"] == "interrupted"
     assert "TIDINGS_SMS_URL" in stopped["interrupt_reason"]["message"]
@@ -124,7 +124,7 @@ def test_with_the_outbox_default_sms_are_written_as_files(make_ctx, api_for, tmp
     api = api_for(ctx)
     mid = sms_mailing(api)
     api.ok("POST", f"/mailings/{mid}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
     assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
     files = sorted((tmp_path / "box").glob("*.sms.txt"))
     assert len(files) == 2

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tidings.errors import Conflict, InvalidInput, NotFound, TemplateSyntaxError
-from tidings.services import audience, content
+from tidings.services import audience, quotas, test_sends
+from tidings.services import templates as template_service
 from tidings.services.context import Context
 
 EMAIL = {"name": "Welcome", "channel": "email", "subject": "Hi {{ customer.first_name }}",
@@ -37,31 +38,31 @@ def ctx(make_ctx) -> Context:  # type: ignore[no-untyped-def]
 def test_an_unsaved_template_previews_exactly_like_the_saved_one(
         ctx: Context, values: dict[str, Any], key: str, for_ann: str, for_sample: str) -> None:
     ann = customer(ctx)
-    saved = content.create_template(ctx, dict(values))
+    saved = template_service.create_template(ctx, dict(values))
 
-    drafts = {cid: content.preview_draft(ctx, dict(values), cid) for cid in (ann, None)}
+    drafts = {cid: template_service.preview_draft(ctx, dict(values), cid) for cid in (ann, None)}
 
-    assert drafts == {cid: content.preview(ctx, saved["id"], cid) for cid in (ann, None)}
+    assert drafts == {cid: template_service.preview(ctx, saved["id"], cid) for cid in (ann, None)}
     assert (drafts[ann][key], drafts[None][key]) == (for_ann, for_sample)
 
 
 def test_an_unsaved_preview_renders_the_fields_it_is_given_and_stores_nothing(ctx: Context) -> None:
-    shown = content.preview_draft(ctx, {"subject": "S {{ customer.last_name }}",
+    shown = template_service.preview_draft(ctx, {"subject": "S {{ customer.last_name }}",
                                         "html": "<p>{{ mailing.name }}</p>", "name": ""}, None)
     assert shown["channel"] == "email" and shown["subject"] == "S Example"
     assert "Preview" in shown["html"] and "Preview" in shown["text"]
-    assert content.list_templates(ctx) == []
+    assert template_service.list_templates(ctx) == []
 
 
 def test_an_unsaved_preview_reports_what_is_wrong(ctx: Context) -> None:
     with pytest.raises(TemplateSyntaxError) as caught:
-        content.preview_draft(ctx, {"subject": "S", "html": "<p>\n{% if x %}open</p>"}, None)
+        template_service.preview_draft(ctx, {"subject": "S", "html": "<p>\n{% if x %}open</p>"}, None)
     assert caught.value.line == 2
     with pytest.raises(InvalidInput) as unknown:
-        content.preview_draft(ctx, EMAIL, 999)
+        template_service.preview_draft(ctx, EMAIL, 999)
     assert unknown.value.field == "customer_id"
     with pytest.raises(InvalidInput) as channel:
-        content.preview_draft(ctx, {"channel": "fax", "text": "x"}, None)
+        template_service.preview_draft(ctx, {"channel": "fax", "text": "x"}, None)
     assert channel.value.field == "channel"
 
 
@@ -69,9 +70,9 @@ def test_a_template_test_send_reaches_the_server_personalised_and_uncounted(
         make_ctx, smtp_server) -> None:  # type: ignore[no-untyped-def]
     ctx = make_ctx(smtp_url=smtp_server.url)
     ann = customer(ctx)
-    template = content.create_template(ctx, dict(EMAIL))
+    template = template_service.create_template(ctx, dict(EMAIL))
 
-    content.test_send(ctx, template["id"], to=" QA@Example.org ", customer_id=ann)
+    test_sends.send_template_test(ctx, template["id"], to=" QA@Example.org ", customer_id=ann)
 
     (received,) = smtp_server.messages
     message = received.message
@@ -83,30 +84,30 @@ def test_a_template_test_send_reaches_the_server_personalised_and_uncounted(
     assert ctx.settings.default_from_email in message["From"]
     assert "Hello Ann from Riga" in message.get_body(("html",)).get_content()
     assert "/t/c/" in message.get_body(("html",)).get_content()  # links tracked like a mailing's
-    assert content.get_quota(ctx)["email"]["balance"] is None
+    assert quotas.get_quota(ctx)["email"]["balance"] is None
 
 
 def test_a_template_test_send_without_a_customer_uses_the_addressee_or_the_sample(
         make_ctx, smtp_server) -> None:  # type: ignore[no-untyped-def]
     ctx = make_ctx(smtp_url=smtp_server.url)
     customer(ctx, email="bob@example.org", first_name="Bob")
-    template = content.create_template(ctx, dict(EMAIL))
+    template = template_service.create_template(ctx, dict(EMAIL))
 
-    content.test_send(ctx, template["id"], to="bob@example.org", customer_id=None)
-    content.test_send(ctx, template["id"], to="qa@example.org", customer_id=None)
+    test_sends.send_template_test(ctx, template["id"], to="bob@example.org", customer_id=None)
+    test_sends.send_template_test(ctx, template["id"], to="qa@example.org", customer_id=None)
 
     assert [m.message["Subject"] for m in smtp_server.messages] == ["Hi Bob", "Hi Alex"]
 
 
 def test_a_template_test_send_is_refused_with_a_reason(make_ctx, smtp_server) -> None:  # type: ignore[no-untyped-def]
     ctx = make_ctx(smtp_url=smtp_server.url)
-    email = content.create_template(ctx, dict(EMAIL))
-    sms = content.create_template(ctx, dict(SMS))
+    email = template_service.create_template(ctx, dict(EMAIL))
+    sms = template_service.create_template(ctx, dict(SMS))
     smtp_server.handler.reject["nobody@example.org"] = "550 5.1.1 No such user"
 
     def refusal(template_id: int, to: str, customer_id: int | None = None) -> Exception:
         with pytest.raises((InvalidInput, NotFound, Conflict)) as caught:
-            content.test_send(ctx, template_id, to=to, customer_id=customer_id)
+            test_sends.send_template_test(ctx, template_id, to=to, customer_id=customer_id)
         return caught.value
 
     assert refusal(email["id"], "").field == "to"  # type: ignore[attr-defined]
@@ -120,7 +121,7 @@ def test_a_template_test_send_is_refused_with_a_reason(make_ctx, smtp_server) ->
 
     strict = make_ctx(smtp_url=smtp_server.url, require_verified_domain=True)
     with pytest.raises(Conflict) as unverified:
-        content.test_send(strict, email["id"], to="qa@example.org", customer_id=None)
+        test_sends.send_template_test(strict, email["id"], to="qa@example.org", customer_id=None)
     assert unverified.value.code == "domain_not_verified"
     assert "Domains page" in unverified.value.message
     assert smtp_server.messages == []

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from tests.smtpserver import Received, SmtpServer
 from tidings.domain.tracking import sign_click, sign_message_token
-from tidings.engine.worker import Worker
+from tidings.services.sending import make_worker
 from tidings.store.tables import customers, messages
 
 BASE = "http://tidings.test"
@@ -51,7 +51,7 @@ def seed(api: Any, emails: list[str], *, conversion: dict[str, Any] | None = Non
 
 def send(api: Any, ctx: Any, mailing_id: int) -> None:
     api.ok("POST", f"/mailings/{mailing_id}/send")
-    Worker(ctx).run_until_idle()
+    make_worker(ctx).run_until_idle()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tidings.domain import mailings as m
+from tidings.domain.conversions import normalize_conversion
 from tidings.domain.mailings import Action
 from tidings.domain.mailings import MailingStatus as S
 from tidings.errors import Forbidden, IllegalTransition, InvalidInput, MailingLocked
@@ -89,15 +90,15 @@ def test_progress_counts_every_handled_message():
 
 
 def test_utm_values_are_checked_and_defaults_filled():
-    conv = m.normalize_conversion(None, name="Autumn Sale!", channel="email")
+    conv = normalize_conversion(None, name="Autumn Sale!", channel="email")
     assert conv["utm"] == {"enabled": True, "utm_source": "tidings", "utm_medium": "email",
                            "utm_campaign": "autumn-sale"}
     assert conv["window_days"] == 7 and conv["basis"] == "received"
     with pytest.raises(InvalidInput) as err:
-        m.normalize_conversion({"utm": {"utm_source": "news letter"}}, name="x", channel="email")
+        normalize_conversion({"utm": {"utm_source": "news letter"}}, name="x", channel="email")
     assert err.value.field == "conversion.utm.utm_source"
     with pytest.raises(InvalidInput):
-        m.normalize_conversion({"basis": "bought"}, name="x", channel="email")
+        normalize_conversion({"basis": "bought"}, name="x", channel="email")
 
 
 class MailingMachine(RuleBasedStateMachine):

@@ -15,9 +15,10 @@ from pydantic import AwareDatetime, BaseModel
 from tidings import __version__
 from tidings.api import errors
 from tidings.api.json_body import JsonBodyMiddleware
+from tidings.domain.actors import Actor
 from tidings.errors import InvalidInput
-from tidings.services import audience, auth, content, mailings
-from tidings.services.auth import Actor
+from tidings.services import audience, mailings, quotas, tokens
+from tidings.services import templates as template_service
 from tidings.services.context import Context
 
 log = logging.getLogger("tidings.api")
@@ -31,7 +32,7 @@ def _ctx(request: Request) -> Context:
 def _actor(request: Request) -> Actor:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return auth.authenticate(_ctx(request), token.strip() if scheme.lower() == "bearer" else None)
+    return tokens.authenticate(_ctx(request), token.strip() if scheme.lower() == "bearer" else None)
 
 
 Ctx = Annotated[Context, Depends(_ctx)]
@@ -112,32 +113,32 @@ def build_router() -> APIRouter:
     # -- templates
     @r.post("/templates", status_code=201, tags=["templates"])
     def post_template(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
-        return content.create_template(ctx, body)
+        return template_service.create_template(ctx, body)
 
     @r.get("/templates", tags=["templates"])
     def list_templates(ctx: Ctx) -> dict[str, Any]:
-        return {"templates": content.list_templates(ctx)}
+        return {"templates": template_service.list_templates(ctx)}
 
     @r.get("/templates/{template_id}", tags=["templates"])
     def get_template(ctx: Ctx, template_id: int) -> dict[str, Any]:
-        return content.get_template(ctx, template_id)
+        return template_service.get_template(ctx, template_id)
 
     @r.patch("/templates/{template_id}", tags=["templates"])
     def patch_template(ctx: Ctx, template_id: int, body: JsonBody) -> dict[str, Any]:
-        return content.update_template(ctx, template_id, body)
+        return template_service.update_template(ctx, template_id, body)
 
     @r.post("/templates/{template_id}/preview", tags=["templates"])
     def preview(ctx: Ctx, template_id: int, body: PreviewBody) -> dict[str, Any]:
-        return content.preview(ctx, template_id, body.customer_id)
+        return template_service.preview(ctx, template_id, body.customer_id)
 
     # -- quota
     @r.get("/quota", tags=["quota"])
     def get_quota(ctx: Ctx) -> dict[str, Any]:
-        return content.get_quota(ctx)
+        return quotas.get_quota(ctx)
 
     @r.post("/quota/topup", tags=["quota"])
     def topup(ctx: Ctx, actor: Who, body: TopupBody) -> dict[str, Any]:
-        return content.topup(ctx, channel=body.channel, amount=body.amount, actor=actor)
+        return quotas.topup(ctx, channel=body.channel, amount=body.amount, actor=actor)
 
     # -- mailings
     @r.post("/mailings", status_code=201, tags=["mailings"])
@@ -203,9 +204,9 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
         thread = None
         app.state.bounce_listener = listener = feedback.start_listener(ctx)
         if run_worker:
-            from tidings.engine.worker import Worker
+            from tidings.services.sending import make_worker
 
-            worker = Worker(ctx)
+            worker = make_worker(ctx)
             thread = threading.Thread(target=worker.run, name="tidings-worker", daemon=True)
             thread.start()
         try:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from tidings.api.app import Ctx, JsonBody, _actor
 from tidings.errors import InvalidInput
-from tidings.services import engagement, stats
+from tidings.services import orders, stats, test_sends
 
 
 def build_engagement_router() -> APIRouter:
@@ -20,7 +20,7 @@ def build_engagement_router() -> APIRouter:
         """``{"external_id", "customer_id" | "customer_email", "total", "created_at",
         "utm"?}``; returns the order with the ``mailing_id`` it was credited to
         (or null). A repeated ``external_id`` is a 409 ``duplicate_order``."""
-        return engagement.create_order(ctx, body)
+        return orders.create_order(ctx, body)
 
     @r.post("/orders/import", tags=["orders"])
     async def import_orders(request: Request, ctx: Ctx) -> dict[str, Any]:
@@ -30,11 +30,11 @@ def build_engagement_router() -> APIRouter:
         data = await request.body()
         if not data.strip():
             raise InvalidInput("The CSV body is empty.", field="body")
-        return engagement.import_orders(ctx, data)
+        return orders.import_orders(ctx, data)
 
     @r.get("/orders/{order_id}", tags=["orders"])
     def get_order(ctx: Ctx, order_id: int) -> dict[str, Any]:
-        return engagement.get_order(ctx, order_id)
+        return orders.get_order(ctx, order_id)
 
     @r.get("/mailings/{mailing_id}/stats", tags=["mailings"])
     def mailing_stats(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def build_engagement_router() -> APIRouter:
     def test_send(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
         """``{"email"}``: one rendered message of the mailing to that address, through
         the configured transport; not counted, no quota, no message row."""
-        return engagement.send_test(ctx, mailing_id, body)
+        return test_sends.send_test(ctx, mailing_id, body)
 
     return r
 

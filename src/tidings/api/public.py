@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tidings.errors import InvalidInput
-from tidings.services import engagement
+from tidings.services import tracking
 from tidings.services.context import Context
 
 #: The smallest transparent GIF: 1x1, one transparent colour.
@@ -71,7 +71,7 @@ def build_public_router() -> APIRouter:
     def open_pixel(request: Request, token: str) -> Response:
         status = 200
         try:
-            engagement.record_open(_ctx(request), token, method=request.method,
+            tracking.record_open(_ctx(request), token, method=request.method,
                                    user_agent=request.headers.get("user-agent"))
         except InvalidInput:
             status = 404  # still an image, so a mail client shows nothing broken
@@ -80,7 +80,7 @@ def build_public_router() -> APIRouter:
     @r.api_route("/t/c/{token}", methods=["GET", "HEAD"])
     def click(request: Request, token: str) -> Response:
         try:
-            target = engagement.record_click(_ctx(request), token, method=request.method,
+            target = tracking.record_click(_ctx(request), token, method=request.method,
                                              user_agent=request.headers.get("user-agent"))
         except InvalidInput:
             return not_found_page()
@@ -89,7 +89,7 @@ def build_public_router() -> APIRouter:
     @r.get("/u/{token}")
     def unsubscribe_page(request: Request, token: str) -> Response:
         try:
-            state = engagement.unsubscribe_state(_ctx(request), token)
+            state = tracking.unsubscribe_state(_ctx(request), token)
         except InvalidInput:
             return not_found_page()
         what = _channel_name(state["channel"])
@@ -110,7 +110,7 @@ def build_public_router() -> APIRouter:
         # The body is not read: RFC 8058 mandates List-Unsubscribe=One-Click, but a
         # person's form, a mail provider's POST and a bare POST all mean the same.
         try:
-            result = engagement.unsubscribe(_ctx(request), token)
+            result = tracking.unsubscribe(_ctx(request), token)
         except InvalidInput:
             return not_found_page()
         return page("You are unsubscribed",

@@ -1,22 +1,33 @@
 """The mailing state machine: statuses, the transition table, locks and chain rules.
 
 A mailing moves only through :data:`TRANSITIONS`; any other move raises
-:class:`~tidings.errors.IllegalTransition`. Editing is allowed in ``draft``
-and in ``scheduled`` until :data:`LOCK_BEFORE` ahead of ``send_at``; after
-that, and once sending started, it raises :class:`~tidings.errors.MailingLocked`.
+:class:`~tidings.errors.IllegalTransition`. Every move, whether a person asks
+for it or the system makes it, is computed here as a :class:`Move` by one
+function per verb (:func:`start`, :func:`cancel`, :func:`interrupt`, ...);
+``tidings.engine.lifecycle`` writes what they return, and nothing else
+writes a mailing's status. Editing is allowed in ``draft`` and in
+``scheduled`` until :data:`LOCK_BEFORE` ahead of ``send_at``; after that, and
+once sending started, it raises :class:`~tidings.errors.MailingLocked`.
+
+Pure: standard library only.
 """
 
 from __future__ import annotations
 
 import enum
-import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tidings.errors import Forbidden, IllegalTransition, InvalidInput, MailingLocked
+from tidings.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, MailingLocked
 
 LOCK_BEFORE = timedelta(minutes=5)
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
 
 
 class MailingStatus(enum.StrEnum):
@@ -30,14 +41,14 @@ class MailingStatus(enum.StrEnum):
 
 class Action(enum.StrEnum):
     SEND = "send"  # Send now
-    SCHEDULE = "schedule"
+    SCHEDULE = "schedule"  # a person, or the chain when the step before was sent
     START = "start"  # the scheduler reached send_at
     CANCEL = "cancel"
     CANCEL_COMPLETE = "cancel_complete"  # the package in flight is out after a cancel
     RESUME = "resume"
     INTERRUPT = "interrupt"
     FINISH = "finish"  # every recipient handled
-    RESET = "reset"  # an earlier chain step was interrupted
+    RESET = "reset"  # back to Draft: an earlier chain step was interrupted, or it could not start
 
 
 class InterruptCode(enum.StrEnum):
@@ -72,6 +83,62 @@ TRANSITIONS: dict[tuple[MailingStatus, Action], MailingStatus] = {
 #: Statuses in which the audience is frozen and messages exist.
 STARTED = frozenset({S.SENDING, S.SENT, S.CANCELED, S.INTERRUPTED})
 
+#: Moves the system makes by itself; a person never asks for them.
+AUTOMATIC = frozenset({A.START, A.INTERRUPT, A.FINISH, A.RESET, A.CANCEL_COMPLETE})
+
+#: Who a later chain step goes to, among the recipients of the step before it.
+CONDITIONS = ("all", "opened", "not_opened", "clicked", "not_clicked", "not_converted")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mailing:
+    """A mailing as stored. ``chain_id`` is the id of its chain's first step."""
+
+    id: int
+    name: str
+    channel: Channel
+    status: MailingStatus
+    segment_id: int | None = None
+    template_id: int | None = None
+    from_email: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
+    conversion: Mapping[str, Any] = field(default_factory=dict)
+    send_at: datetime | None = None
+    interrupt_code: str | None = None
+    interrupt_message: str | None = None
+    cancel_requested_at: datetime | None = None
+    chain_id: int = 0
+    step: int = 1
+    delay_hours: float | None = None
+    condition: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def canceling(self) -> bool:
+        """Canceled while sending; it stops after the package in flight."""
+        return self.status is S.SENDING and self.cancel_requested_at is not None
+
+    @property
+    def is_later_step(self) -> bool:
+        return self.step > 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Move:
+    """A status change to write: from ``source`` (compare-and-set) to ``target``,
+    with the other columns that change with it. ``reset_guard``: the reputation
+    guard starts a fresh window."""
+
+    action: Action
+    source: MailingStatus
+    target: MailingStatus
+    values: Mapping[str, Any] = field(default_factory=dict)
+    reset_guard: bool = False
+
 
 def next_status(status: MailingStatus, action: Action) -> MailingStatus:
     """The status after ``action``, or :class:`IllegalTransition`."""
@@ -85,6 +152,97 @@ def next_status(status: MailingStatus, action: Action) -> MailingStatus:
 
 def allowed_actions(status: MailingStatus) -> frozenset[Action]:
     return frozenset(action for (s, action) in TRANSITIONS if s is status)
+
+
+def _move(mailing: Mailing, action: Action, now: datetime, **values: Any) -> Move:
+    return Move(action=action, source=mailing.status, target=next_status(mailing.status, action),
+                values={**values, "updated_at": now})
+
+
+# -- the verbs ------------------------------------------------------------------------
+
+
+def start(mailing: Mailing, action: Action, *, now: datetime) -> Move:
+    """Send now (``SEND``) or the scheduled time reached (``START``): sending begins."""
+    return _move(mailing, action, now, started_at=now, interrupt_code=None, interrupt_message=None,
+                 cancel_requested_at=None)
+
+
+def schedule(mailing: Mailing, *, send_at: datetime, now: datetime) -> Move:
+    """Scheduled for ``send_at`` (checked by :func:`check_schedulable` when a person asks)."""
+    return _move(mailing, A.SCHEDULE, now, send_at=send_at)
+
+
+def cancel(mailing: Mailing, *, now: datetime) -> Move:
+    """Scheduled -> Draft; interrupted -> Canceled; sending -> canceling (still
+    ``sending`` until :func:`complete_cancel`)."""
+    if mailing.canceling:
+        raise Conflict("This mailing is already being canceled: it stops after the package "
+                       "in flight.", code="already_canceling")
+    move = _move(mailing, A.CANCEL, now)
+    if move.target is S.DRAFT:
+        return Move(action=A.CANCEL, source=move.source, target=move.target,
+                    values={**move.values, "send_at": None})
+    if mailing.status is S.SENDING:
+        return Move(action=A.CANCEL, source=move.source, target=move.target,
+                    values={**move.values, "cancel_requested_at": now})
+    return move
+
+
+def complete_cancel(mailing: Mailing, *, now: datetime) -> Move:
+    """A canceling mailing whose last started package is out becomes Canceled."""
+    if not mailing.canceling:
+        raise IllegalTransition("Only a mailing being canceled can finish canceling.")
+    return _move(mailing, A.CANCEL_COMPLETE, now)
+
+
+def interrupt(mailing: Mailing, code: InterruptCode, message: str, *, now: datetime) -> Move:
+    """Sending stops for ``code``; a pending cancel is dropped (the reason is shown)."""
+    return _move(mailing, A.INTERRUPT, now, interrupt_code=code.value, interrupt_message=message,
+                 cancel_requested_at=None)
+
+
+def resume(mailing: Mailing, *, now: datetime, is_admin: bool) -> Move:
+    """Interrupted or canceled -> sending with those not yet sent. Only an admin
+    resumes a reputation stop, and the guard then counts afresh."""
+    check_resume(status=mailing.status, interrupt_code=mailing.interrupt_code, is_admin=is_admin)
+    move = _move(mailing, A.RESUME, now, interrupt_code=None, interrupt_message=None,
+                 cancel_requested_at=None)
+    reset = mailing.interrupt_code == InterruptCode.REPUTATION
+    return Move(action=A.RESUME, source=move.source, target=move.target, values=move.values,
+                reset_guard=reset)
+
+
+def finish(mailing: Mailing, *, now: datetime) -> Move:
+    """Every recipient handled: Sent."""
+    return _move(mailing, A.FINISH, now, finished_at=now, cancel_requested_at=None)
+
+
+def reset(mailing: Mailing, *, now: datetime, reason: str | None = None) -> Move:
+    """Back to Draft: an earlier chain step was interrupted, or (with ``reason``,
+    shown to the manager) it could not start at its time."""
+    values: dict[str, Any] = {"send_at": None}
+    if reason is not None:
+        values |= {"interrupt_code": InterruptCode.TECHNICAL_ERROR.value, "interrupt_message": reason}
+    return _move(mailing, A.RESET, now, **values)
+
+
+def schedule_chain_step(step: Mailing, *, previous: Mailing, now: datetime) -> Move:
+    """The chain schedules a later step for its chain time (:func:`chain_step_due`)."""
+    if previous.finished_at is None:
+        raise Conflict("The step before has not finished sending.", code="chain_step")
+    return schedule(step, send_at=chain_step_due(previous_finished_at=previous.finished_at,
+                                                 delay_hours=step.delay_hours, now=now), now=now)
+
+
+# -- the rules the verbs and the services check ------------------------------------------
+
+
+def chain_step_due(*, previous_finished_at: datetime, delay_hours: float | None,
+                   now: datetime) -> datetime:
+    """When a later chain step goes out: ``delay_hours`` (default 0) after the
+    step before it finished, and never in the past."""
+    return max(previous_finished_at + timedelta(hours=float(delay_hours or 0)), now)
 
 
 def check_editable(*, status: MailingStatus, send_at: datetime | None, now: datetime) -> None:
@@ -126,6 +284,22 @@ def is_deletable(*, status: MailingStatus, step: int, has_statistics: bool) -> b
     return step > 1 and not has_statistics and status is not S.SENDING
 
 
+def actions(mailing: Mailing, *, previous_sent: bool = False) -> list[str]:
+    """What a person may ask of a mailing now, sorted: the transitions open from
+    its status that are not automatic, and ``copy`` (always). A later chain step
+    is sent by its chain, so it never offers ``send``, and offers ``schedule``
+    only once the step before it was sent (to re-arm it after a cancel); a
+    mailing being canceled cannot be canceled again."""
+    offered = {a.value for a in allowed_actions(mailing.status) if a not in AUTOMATIC}
+    if mailing.is_later_step:
+        offered.discard(A.SEND.value)
+        if not previous_sent:
+            offered.discard(A.SCHEDULE.value)
+    if mailing.canceling:
+        offered.discard(A.CANCEL.value)
+    return sorted(offered | {"copy"})
+
+
 def label(status: MailingStatus, *, percent: float | None = None, send_at: datetime | None = None,
           interrupt_message: str | None = None, canceling: bool = False) -> str:
     """The status line a manager reads, as in the contract's table."""
@@ -136,8 +310,12 @@ def label(status: MailingStatus, *, percent: float | None = None, send_at: datet
         return f"Scheduled for {send_at.strftime('%Y-%m-%d %H:%M %Z')}"
     if status is S.INTERRUPTED:
         return f"Interrupted: {interrupt_message}" if interrupt_message else "Interrupted"
-    return {S.DRAFT: "Draft", S.SENT: "Sent", S.CANCELED: "Canceled",
-            S.SCHEDULED: "Scheduled"}[status]
+    return LABELS[status]
+
+
+#: The status names a manager reads, where no percentage or date goes with them.
+LABELS = {S.DRAFT: "Draft", S.SCHEDULED: "Scheduled", S.SENDING: "Being sent", S.SENT: "Sent",
+          S.CANCELED: "Canceled", S.INTERRUPTED: "Interrupted"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,80 +345,3 @@ class Progress:
     def done(self) -> bool:
         """Nothing is left to send: no message queued or in flight."""
         return self.queued == 0 and self.sending == 0
-
-
-def chain_step_due(*, previous_finished_at: datetime, delay_hours: float | None,
-                   now: datetime) -> datetime:
-    """When a later chain step goes out: ``delay_hours`` (default 0) after the
-    step before it finished, and never in the past."""
-    return max(previous_finished_at + timedelta(hours=float(delay_hours or 0)), now)
-
-
-CONDITIONS = ("all", "opened", "not_opened", "clicked", "not_clicked", "not_converted")
-BASES = ("received", "opened", "clicked")
-
-
-UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
-_UTM_VALUE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-def slug(text: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "-", text.strip()).strip("-").lower()
-    return cleaned[:60] or "mailing"
-
-
-def normalize_conversion(
-    value: dict[str, Any] | None, *, name: str, channel: str
-) -> dict[str, Any]:
-    """The conversion block with defaults filled in, or :class:`InvalidInput`.
-
-    ``window_days`` 1..365 (default 7); ``basis`` received|opened|clicked
-    (default received); ``utm`` is on by default with ``utm_source=tidings``,
-    ``utm_medium=<channel>``, ``utm_campaign=<slug of the name>``; ``{"utm":
-    {"enabled": false}}`` turns it off. UTM values: Latin letters, digits, ``_-.``.
-    """
-    value = dict(value or {})
-    unknown = set(value) - {"window_days", "basis", "utm"}
-    if unknown:
-        raise InvalidInput(
-            f"Unknown conversion fields: {', '.join(sorted(unknown))}.", field="conversion"
-        )
-    window = value.get("window_days", 7)
-    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 365:
-        raise InvalidInput(
-            "conversion.window_days must be a whole number of days from 1 to 365.",
-            field="conversion.window_days",
-        )
-    basis = value.get("basis", "received")
-    if basis not in BASES:
-        raise InvalidInput(
-            f"conversion.basis must be one of {', '.join(BASES)}.", field="conversion.basis"
-        )
-    utm_in = value.get("utm") or {}
-    if not isinstance(utm_in, dict):
-        raise InvalidInput("conversion.utm must be an object.", field="conversion.utm")
-    enabled = utm_in.get("enabled", True)
-    utm: dict[str, Any] = {"enabled": bool(enabled)}
-    if enabled:
-        defaults = {"utm_source": "tidings", "utm_medium": channel, "utm_campaign": slug(name)}
-        for key in UTM_KEYS:
-            raw = utm_in.get(key, defaults.get(key))
-            if raw in (None, ""):
-                if key in defaults:
-                    raise InvalidInput(
-                        f"conversion.utm.{key} is required when UTM tags are on.",
-                        field=f"conversion.utm.{key}",
-                    )
-                continue
-            if not isinstance(raw, str) or not _UTM_VALUE.match(raw):
-                raise InvalidInput(
-                    f"conversion.utm.{key} may hold only Latin letters, digits and _ - . (got {raw!r}).",
-                    field=f"conversion.utm.{key}",
-                )
-            utm[key] = raw
-        extra = set(utm_in) - set(UTM_KEYS) - {"enabled"}
-        if extra:
-            raise InvalidInput(
-                f"Unknown UTM fields: {', '.join(sorted(extra))}.", field="conversion.utm"
-            )
-    return {"window_days": window, "basis": basis, "utm": utm}

@@ -51,6 +51,7 @@ __all__ = [
     "CompiledEmail",
     "CompiledSms",
     "RenderedEmail",
+    "Template",
     "compile_email",
     "compile_sms",
     "html_to_text",
@@ -1040,3 +1041,16 @@ def compile_email(*, subject: str, html: str, text: str | None) -> CompiledEmail
 def compile_sms(*, text: str) -> CompiledSms:
     """Compile an SMS template (no escaping). Raises like :func:`compile_email`."""
     return CompiledSms(template=_compile(_TEXT_ENV, text, "text"), source=text)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Template:
+    """A stored template: ``subject`` and ``html`` for email (``text`` optional),
+    ``text`` for SMS."""
+
+    id: int
+    name: str
+    channel: str
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None

@@ -33,6 +33,8 @@ from collections.abc import Callable
 
 from tidings.errors import InvalidInput
 
+#: The message id carried by the links of a test send: no message row has it.
+TEST_MESSAGE_ID = 0
 #: Bytes of HMAC-SHA256 kept in a token: 128 bits.
 MAC_BYTES = 16
 PURPOSES = frozenset({"open", "click", "unsub", "bounce"})

@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
-
-from tidings.domain.templates import compile_email, compile_sms, merge_utm
+from tidings.domain.mailings import Channel, Mailing
+from tidings.domain.messages import Recipient
+from tidings.domain.templates import Template, compile_email, compile_sms, merge_utm
 from tidings.domain.tracking import bounce_address, click_signer, sign_message_token
-from tidings.store import content as content_store
-from tidings.store import domains as domain_store
+from tidings.engine.ports import Transaction
 from tidings.transports.base import Envelope
 from tidings.transports.dkim import DkimSigner, UndecryptableSecret, decrypt_secret
 from tidings.transports.mime import MessageFactory
@@ -23,17 +22,9 @@ from tidings.transports.mime import MessageFactory
 log = logging.getLogger("tidings.worker")
 
 
-def customer_context(row: Any) -> dict[str, Any]:
-    """What templates see as ``customer``."""
-    return {
-        "id": row.customer_id,
-        "external_id": row.external_id,
-        "email": row.email,
-        "phone": row.phone,
-        "first_name": row.first_name or "",
-        "last_name": row.last_name or "",
-        "attributes": row.attributes or {},
-    }
+def message_id_header(mailing_id: int | str, message_id: int | str, *, domain: str) -> str:
+    """Our ``Message-ID``: ``<tidings.MAILING.MESSAGE@domain>`` (feedback reads it back)."""
+    return f"<tidings.{mailing_id}.{message_id}@{domain}>"
 
 
 def unsubscribe_url(base: str, secret: bytes, message_id: int) -> str:
@@ -49,30 +40,32 @@ class EmailRenderer:
     With a ``signer`` every message is DKIM-signed.
     """
 
-    def __init__(self, *, mailing: dict[str, Any], template: dict[str, Any], secret: bytes,
+    def __init__(self, *, mailing: Mailing, template: Template, secret: bytes,
                  public_url: str, signer: DkimSigner | None = None) -> None:
+        assert mailing.from_email is not None
         self.mailing = mailing
         self.signer = signer
         self.secret = secret
         self.base = public_url.rstrip("/")
-        self.domain = mailing["from_email"].rsplit("@", 1)[1]
-        self.compiled = compile_email(subject=template["subject"] or "", html=template["html"] or "",
-                                      text=template["text"])
+        self.domain = mailing.from_email.rsplit("@", 1)[1]
+        self.compiled = compile_email(subject=template.subject or "", html=template.html or "",
+                                      text=template.text)
         self.factory = MessageFactory(
-            from_email=mailing["from_email"], from_name=mailing["from_name"],
-            reply_to=mailing["reply_to"], mailing_id=mailing["id"],
+            from_email=mailing.from_email, from_name=mailing.from_name,
+            reply_to=mailing.reply_to, mailing_id=mailing.id,
         )
-        self.mailing_ctx = {"id": mailing["id"], "name": mailing["name"]}
+        self.mailing_ctx = {"id": mailing.id, "name": mailing.name}
 
     def message_id_header(self, message_id: int) -> str:
-        return f"<tidings.{self.mailing['id']}.{message_id}@{self.domain}>"
+        return message_id_header(self.mailing.id, message_id, domain=self.domain)
 
     def mail_from(self, message_id: int) -> str:
         return bounce_address(self.secret, message_id, domain=self.domain)
 
-    def envelope(self, row: Any) -> Envelope:
-        """The message of one recipient (a row of ``store.mailings.next_group``)."""
-        return self.assemble(message_id=row.id, customer=customer_context(row), to=row.address)
+    def envelope(self, recipient: Recipient) -> Envelope:
+        """The message of one recipient."""
+        return self.assemble(message_id=recipient.id, customer=recipient.customer_context(),
+                             to=recipient.address)
 
     def assemble(self, *, message_id: int, customer: dict[str, Any], to: str,
                  utm: dict[str, str] | None = None, factory: MessageFactory | None = None,
@@ -107,23 +100,23 @@ class EmailRenderer:
 class SmsRenderer:
     """SMS text per message; links are left as they are."""
 
-    def __init__(self, *, mailing: dict[str, Any], template: dict[str, Any], secret: bytes,
+    def __init__(self, *, mailing: Mailing, template: Template, secret: bytes,
                  public_url: str) -> None:
         self.mailing = mailing
         self.secret = secret
         self.base = public_url.rstrip("/")
-        self.compiled = compile_sms(text=template["text"] or "")
-        self.mailing_ctx = {"id": mailing["id"], "name": mailing["name"]}
+        self.compiled = compile_sms(text=template.text or "")
+        self.mailing_ctx = {"id": mailing.id, "name": mailing.name}
 
-    def envelope(self, row: Any) -> Envelope:
-        unsubscribe = unsubscribe_url(self.base, self.secret, row.id)
-        text = self.compiled.render({"customer": customer_context(row), "unsubscribe_url": unsubscribe,
-                                     "mailing": self.mailing_ctx})
-        return Envelope(message_id=row.id, mail_from=str(self.mailing["id"]), rcpt=row.address,
+    def envelope(self, recipient: Recipient) -> Envelope:
+        unsubscribe = unsubscribe_url(self.base, self.secret, recipient.id)
+        text = self.compiled.render({"customer": recipient.customer_context(),
+                                     "unsubscribe_url": unsubscribe, "mailing": self.mailing_ctx})
+        return Envelope(message_id=recipient.id, mail_from=str(self.mailing.id), rcpt=recipient.address,
                         data=text.encode())
 
 
-def dkim_signer(conn: sa.Connection, from_email: str, *, secret: bytes) -> DkimSigner | None:
+def dkim_signer(tx: Transaction, from_email: str, *, secret: bytes) -> DkimSigner | None:
     """The signer of the verified sending domain of ``from_email``, or None.
 
     A key the secret cannot decrypt (``TIDINGS_SECRET_KEY`` changed) is logged
@@ -131,7 +124,7 @@ def dkim_signer(conn: sa.Connection, from_email: str, *, secret: bytes) -> DkimS
     the old secret, or delete and add the domain again for a new key.
     """
     domain = from_email.rsplit("@", 1)[1].lower()
-    found = domain_store.signing_key(conn, domain)
+    found = tx.signing_key(domain)
     if found is None:
         return None
     selector, sealed = found
@@ -143,12 +136,14 @@ def dkim_signer(conn: sa.Connection, from_email: str, *, secret: bytes) -> DkimS
         return None
 
 
-def renderer_for(conn: sa.Connection, mailing: dict[str, Any], *, secret: bytes,
+def renderer_for(tx: Transaction, mailing: Mailing, *, secret: bytes,
                  public_url: str) -> EmailRenderer | SmsRenderer:
-    row = content_store.get_template(conn, mailing["template_id"])
-    assert row is not None  # a mailing's template cannot be deleted
-    template = dict(row._mapping)
-    if mailing["channel"] == "email":
+    """The renderer of a mailing, with its template and (email) DKIM signer."""
+    assert mailing.template_id is not None
+    template = tx.template(mailing.template_id)
+    assert template is not None  # a mailing's template cannot be deleted
+    if mailing.channel is Channel.EMAIL:
+        assert mailing.from_email is not None
         return EmailRenderer(mailing=mailing, template=template, secret=secret, public_url=public_url,
-                             signer=dkim_signer(conn, mailing["from_email"], secret=secret))
+                             signer=dkim_signer(tx, mailing.from_email, secret=secret))
     return SmsRenderer(mailing=mailing, template=template, secret=secret, public_url=public_url)

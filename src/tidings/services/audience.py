@@ -10,9 +10,9 @@ from tidings.domain.customers import parse_customers_csv, validate_customer
 from tidings.domain.segments import parse_rules
 from tidings.errors import InvalidInput, NotFound
 from tidings.services.context import Context
-from tidings.store import content as content_store
 from tidings.store import customers as store
-from tidings.store import mailings as mailing_store
+from tidings.store import packages as message_store
+from tidings.store import segments as segment_store
 from tidings.store.segments import count_reachable
 
 MAX_BATCH = 10_000
@@ -85,7 +85,7 @@ def get_customer(ctx: Context, customer_id: int) -> dict[str, Any]:
              "status": m["status"], "sent_at": m["sent_at"].isoformat() if m["sent_at"] else None,
              "opened_at": m["opened_at"].isoformat() if m["opened_at"] else None,
              "clicked_at": m["clicked_at"].isoformat() if m["clicked_at"] else None}
-            for m in mailing_store.messages_for_customer(conn, customer_id, limit=50)
+            for m in message_store.messages_for_customer(conn, customer_id, limit=50)
         ]
         return data
 
@@ -112,7 +112,7 @@ def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     parse_rules(rules)
     now = ctx.now()
     with ctx.tx() as conn:
-        segment_id = content_store.insert_segment(conn, name=name, rules=rules, now=now)
+        segment_id = segment_store.insert(conn, name=name, rules=rules, now=now)
         return segment_json(_segment(conn, segment_id))
 
 
@@ -127,12 +127,12 @@ def update_segment(ctx: Context, segment_id: int, data: dict[str, Any]) -> dict[
         values["rules"] = data["rules"]
     with ctx.tx() as conn:
         _segment(conn, segment_id)
-        content_store.update_segment(conn, segment_id, values, now=ctx.now())
+        segment_store.update(conn, segment_id, values, now=ctx.now())
         return segment_json(_segment(conn, segment_id))
 
 
 def _segment(conn: sa.Connection, segment_id: int) -> Any:
-    row = content_store.get_segment(conn, segment_id)
+    row = segment_store.get(conn, segment_id)
     if row is None:
         raise NotFound(f"There is no segment {segment_id}.", code="segment_not_found")
     return row
@@ -145,7 +145,7 @@ def get_segment(ctx: Context, segment_id: int) -> dict[str, Any]:
 
 def list_segments(ctx: Context) -> list[dict[str, Any]]:
     with ctx.read() as conn:
-        return [segment_json(r) for r in content_store.list_segments(conn)]
+        return [segment_json(r) for r in segment_store.list_rows(conn)]
 
 
 def count_segment(ctx: Context, segment_id: int) -> dict[str, int]:

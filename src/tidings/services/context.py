@@ -12,8 +12,10 @@ from functools import cached_property
 import sqlalchemy as sa
 
 from tidings.config import Settings
-from tidings.store import auth as auth_store
+from tidings.engine.lifecycle import SendingPolicy
+from tidings.store import meta
 from tidings.store.db import make_engine, migrate
+from tidings.store.sending import SqlStore
 
 
 def utcnow() -> datetime:
@@ -61,7 +63,17 @@ class Context:
         if self.settings.secret_key:
             return self.settings.secret_key.encode()
         with self.tx() as conn:
-            return auth_store.put_meta_once(conn, "secret_key", secrets.token_hex(32)).encode()
+            return meta.put_meta_once(conn, "secret_key", secrets.token_hex(32)).encode()
+
+    @cached_property
+    def store(self) -> SqlStore:
+        """The engine's storage port on this context's database."""
+        return SqlStore(self.engine)
+
+    @property
+    def policy(self) -> SendingPolicy:
+        """What a start checks beyond the state machine, from the settings."""
+        return SendingPolicy.from_settings(self.settings)
 
     def close(self) -> None:
         self.engine.dispose()

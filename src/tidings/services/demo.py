@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tidings.services import audience, content, mailings
+from tidings.services import audience, mailings
+from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.store import content as content_store
 
@@ -44,10 +45,10 @@ def seed(ctx: Context, *, send: bool = False, size: int = 200) -> dict[str, Any]
     segment = audience.create_segment(ctx, {"name": "Riga and Berlin", "rules": {
         "any": [{"field": "attributes.city", "op": "eq", "value": "Riga"},
                 {"field": "attributes.city", "op": "eq", "value": "Berlin"}]}})
-    email_tpl = content.create_template(ctx, {"name": "Autumn collection", "channel": "email",
+    email_tpl = template_service.create_template(ctx, {"name": "Autumn collection", "channel": "email",
                                                "subject": "{{ customer.first_name }}, autumn is here",
                                                "html": HTML})
-    content.create_template(ctx, {"name": "Short SMS", "channel": "sms",
+    template_service.create_template(ctx, {"name": "Short SMS", "channel": "sms",
                                   "text": "Hi {{ customer.first_name }}! New arrivals: https://shop.example.com"})
     draft = mailings.create(ctx, {"name": "Autumn collection", "segment_id": segment["id"],
                                   "template_id": email_tpl["id"]})

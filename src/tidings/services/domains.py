@@ -32,6 +32,7 @@ from tidings.domain.domains import (
     validate_domain,
     validate_selector,
 )
+from tidings.domain.reputation import Counts
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.services.context import Context
 from tidings.store import domains as store
@@ -215,8 +216,8 @@ def verify(ctx: Context, domain_id: int) -> dict[str, Any]:
         return to_json(ctx, _load(conn, domain_id))
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 6) if whole else None
+def _rounded(rate: float | None) -> float | None:
+    return round(rate, 6) if rate is not None else None
 
 
 def health(ctx: Context, domain_id: int, *, days: int = HEALTH_DAYS) -> dict[str, Any]:
@@ -248,9 +249,10 @@ def health(ctx: Context, domain_id: int, *, days: int = HEALTH_DAYS) -> dict[str
         traffic = store.traffic(conn, row["domain"], since=since)
     s = ctx.settings
     domain = row["domain"]
-    handed = traffic["sent"] + traffic["failed"]
-    bounce_rate = _rate(traffic["failed"] + traffic["hard_bounced"], handed)
-    complaint_rate = _rate(traffic["complained"], traffic["sent"])
+    counts = Counts(sent=traffic["sent"], failed=traffic["failed"], bounced=traffic["hard_bounced"],
+                    complained=traffic["complained"])
+    bounce_rate = _rounded(counts.bounce_rate)
+    complaint_rate = _rounded(counts.complaint_rate)
     stored: dict[str, Any] = row["checks"] or {}
     results = {c["purpose"]: c for c in stored.get("results") or []}
     verified = bool(row["verified"])

@@ -56,13 +56,16 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from tidings.domain.mailings import InterruptCode, MailingStatus
+from tidings.domain.messages import HANDED_OVER
+from tidings.domain.reputation import verdict
 from tidings.domain.tracking import verify_message_token
-from tidings.engine.worker import interrupt, reputation_problem
+from tidings.engine import lifecycle
 from tidings.errors import InvalidInput, NotFound
 from tidings.feedback.reports import FeedbackReport, verp_token
 from tidings.services.context import Context
 from tidings.store import feedback as store
-from tidings.store import mailings as mailing_store
+from tidings.store.sending import SqlTransaction
 
 if TYPE_CHECKING:
     from tidings.feedback.inbound import BounceListener
@@ -72,8 +75,6 @@ log = logging.getLogger("tidings.feedback")
 EVENT_TYPES = ("delivered", "bounce", "complaint")
 _OUR_MESSAGE_ID = re.compile(r"^\s*<?tidings\.(\d{1,19})\.(\d{1,19})@[^<>\s@]+>?\s*$", re.IGNORECASE)
 _NUMERIC = re.compile(r"^\s*\d{1,19}\s*$")
-#: Message statuses that mean the message was (or may have been) handed to a server.
-_HANDED_OVER = ("sent", "failed", "unknown", "sending")
 
 
 def parse_message_id_header(value: str) -> tuple[int, int] | None:
@@ -166,8 +167,7 @@ def _apply_to_customer(
         )
         suppress_as = "complained"
     elif event_type == "hard_bounce":
-        store.set_customer_status(conn, customer_id, "bounced", only_from=("subscribed",), now=now)
-        suppress_as = "bounced"
+        store.hard_bounce(conn, customer_id, address, now=now)
     elif store.add_soft_bounce(conn, customer_id, now=now) >= ctx.settings.soft_bounce_limit:
         store.set_customer_status(conn, customer_id, "bounced", only_from=("subscribed",), now=now)
         suppress_as = "bounced"
@@ -177,19 +177,20 @@ def _apply_to_customer(
 
 def _guard(ctx: Context, conn: sa.Connection, mailing_id: int) -> None:
     """Interrupt a sending mailing whose bounces or complaints passed their limits."""
-    mailing = mailing_store.get(conn, mailing_id)
-    if mailing is None or mailing["status"] != "sending":
+    tx = SqlTransaction(conn)
+    mailing = tx.mailing(mailing_id)
+    if mailing is None or mailing.status is not MailingStatus.SENDING:
         return
-    problem = reputation_problem(mailing_store.guard_counts(conn, mailing_id), ctx.settings)
-    if problem is not None:
-        interrupt(conn, mailing, problem[0], problem[1], now=ctx.now())
+    why = verdict(tx.guard_counts(mailing_id), ctx.settings.reputation_limits)
+    if why is not None:
+        lifecycle.interrupt(tx, mailing_id, InterruptCode.REPUTATION, why, now=ctx.now())
 
 
 def _usable(message: dict[str, Any] | None, what: str) -> bool:
     if message is None:
         log.info("ignoring a report for %s: no such message", what)
         return False
-    if message["channel"] != "email" or message["status"] not in _HANDED_OVER:
+    if message["channel"] != "email" or message["status"] not in HANDED_OVER:
         log.info(
             "ignoring a report for message %s, which is %s %s",
             message["id"],

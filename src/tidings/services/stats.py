@@ -19,10 +19,11 @@ from tidings.errors import NotFound
 from tidings.services.context import Context
 from tidings.store import engagement as store
 from tidings.store import mailings as mailing_store
+from tidings.store import packages
 
 
 def _counts(conn: sa.Connection, mailing_id: int) -> Counts:
-    progress = mailing_store.progress(conn, mailing_id)
+    progress = packages.progress(conn, mailing_id)
     c = store.counters(conn, mailing_id)
     return Counts(
         audience=progress.total, sent=progress.sent, failed=progress.failed,
@@ -59,22 +60,22 @@ def mailing_stats(ctx: Context, mailing_id: int) -> dict[str, Any]:
         if mailing is None:
             raise NotFound(f"There is no mailing {mailing_id}.", code="mailing_not_found")
         own = _counts(conn, mailing_id)
-        result = {"mailing_id": mailing_id, "status": mailing["status"],
-                  "chain_id": mailing["chain_id"], "step": mailing["step"], **statistics(own)}
-        steps = mailing_store.chain(conn, mailing["chain_id"]) if mailing["chain_id"] else []
+        result = {"mailing_id": mailing_id, "status": mailing.status.value,
+                  "chain_id": mailing.chain_id, "step": mailing.step, **statistics(own)}
+        steps = mailing_store.chain(conn, mailing.chain_id)
         if len(steps) < 2:
             result["chain"] = None
             return result
         per_step = []
         total = ZERO
         for step in steps:
-            counts = own if step["id"] == mailing_id else _counts(conn, step["id"])
+            counts = own if step.id == mailing_id else _counts(conn, step.id)
             total = total + counts
-            per_step.append({"id": step["id"], "step": step["step"], "name": step["name"],
-                             "status": step["status"], **statistics(counts)})
-        converted = store.converted_customers(conn, [s["id"] for s in steps])
+            per_step.append({"id": step.id, "step": step.step, "name": step.name,
+                             "status": step.status.value, **statistics(counts)})
+        converted = store.converted_customers(conn, [s.id for s in steps])
         first_delivered = per_step[0]["delivered"]
         whole = replace(total, converted=converted)
-        result["chain"] = {"chain_id": mailing["chain_id"], "steps": per_step,
+        result["chain"] = {"chain_id": mailing.chain_id, "steps": per_step,
                            "total": statistics(whole, reached=first_delivered)}
         return result

@@ -137,6 +137,15 @@ def reset_soft_bounces(conn: sa.Connection, customer_id: int) -> None:
     )
 
 
+def hard_bounce(conn: sa.Connection, customer_id: int, address: str | None, *, now: datetime) -> None:
+    """The effects of a hard bounce on the customer, wherever it was learned
+    (refused at SMTP time, or reported later): a subscribed customer becomes
+    ``bounced``, and the address goes on the suppression list."""
+    set_customer_status(conn, customer_id, "bounced", only_from=("subscribed",), now=now)
+    if address:
+        suppress(conn, address, "bounced", now=now)
+
+
 def suppress(conn: sa.Connection, address: str, reason: str, *, now: datetime) -> None:
     """Put ``address`` (lowercased) on the suppression list, once.
 
@@ -155,13 +164,6 @@ def suppress(conn: sa.Connection, address: str, reason: str, *, now: datetime) -
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=[suppressions.c.address])
     conn.execute(stmt)
-
-
-def suppression(conn: sa.Connection, address: str) -> str | None:
-    """The reason ``address`` is suppressed, or None."""
-    return conn.execute(
-        sa.select(suppressions.c.reason).where(suppressions.c.address == address.lower())
-    ).scalar_one_or_none()
 
 
 def record_event(

@@ -49,7 +49,7 @@ from tidings.domain.segments import (
     Value,
     attribute_key,
 )
-from tidings.store.tables import UtcDateTime, customers
+from tidings.store.tables import UtcDateTime, customers, segments
 
 #: Rule field -> column. Adding a field is one line here and one in ``domain.segments.FIELDS``.
 COLUMNS: dict[str, sa.Column[_Any]] = {
@@ -264,3 +264,24 @@ def _codepoint_default(element: _CodepointOrder, compiler: SQLCompiler, **kw: _A
 def _codepoint_postgresql(element: _CodepointOrder, compiler: SQLCompiler, **kw: _Any) -> str:
     (expr,) = element.clauses.clauses
     return compiler.process(sa.collate(expr, "C"), **kw)
+
+
+# -- segment rows ---------------------------------------------------------------------
+
+
+def insert(conn: sa.Connection, *, name: str, rules: _Any, now: datetime) -> int:
+    stmt = segments.insert().values(name=name, rules=rules, created_at=now, updated_at=now)
+    segment_id: int = conn.execute(stmt.returning(segments.c.id)).scalar_one()
+    return segment_id
+
+
+def update(conn: sa.Connection, segment_id: int, values: dict[str, _Any], *, now: datetime) -> None:
+    conn.execute(segments.update().where(segments.c.id == segment_id).values(**values, updated_at=now))
+
+
+def get(conn: sa.Connection, segment_id: int) -> sa.Row[_Any] | None:
+    return conn.execute(sa.select(segments).where(segments.c.id == segment_id)).first()
+
+
+def list_rows(conn: sa.Connection) -> list[sa.Row[_Any]]:
+    return list(conn.execute(sa.select(segments).order_by(segments.c.id)))

@@ -28,8 +28,8 @@ from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect
 
 from tidings import __version__
+from tidings.domain.actors import Actor
 from tidings.errors import Forbidden, InvalidInput, TemplateSyntaxError, TidingsError
-from tidings.services.auth import Actor
 from tidings.services.context import Context
 from tidings.web import session as sessions
 from tidings.web.session import Session

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tidings.services.auth import Actor
+from tidings.domain.actors import Actor
 
 COOKIE = "tidings_session"
 MAX_AGE = 12 * 3600

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tidings.errors import TidingsError, Unauthorized
-from tidings.services import auth
+from tidings.services import tokens, users
 from tidings.services.context import Context
 from tidings.web.routing import (
     Admin,
@@ -44,7 +44,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         email, password = str(form.get("email", "")), str(form.get("password", ""))
         next_ = str(form.get("next", ""))
         try:
-            actor = auth.sign_in(ctx, email=email, password=password)
+            actor = users.sign_in(ctx, email=email, password=password)
         except Unauthorized as exc:
             return render(request, "sign_in.html", status_code=401, next=next_, email=email,
                           errors={"_": exc.message})
@@ -60,8 +60,8 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     def people(request: Request, *, status: int = 200, errors: dict[str, str] | None = None,
                values: dict[str, str] | None = None, token: dict[str, str] | None = None) -> Response:
         return render(request, "people.html", status_code=status, errors=errors or {},
-                      values=values or {}, token=token, users=auth.list_users(ctx),
-                      tokens=auth.list_tokens(ctx))
+                      values=values or {}, token=token, users=users.list_users(ctx),
+                      tokens=tokens.list_tokens(ctx))
 
     @r.get("/admin/people")
     def people_page(request: Request, actor: Admin) -> Response:
@@ -71,7 +71,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     def create_person(request: Request, actor: Admin, form: Form) -> Response:
         values = {k: str(form.get(k, "")) for k in ("email", "password", "role")}
         try:
-            auth.create_user(ctx, email=values["email"], password=values["password"],
+            users.create_user(ctx, email=values["email"], password=values["password"],
                              role=values["role"] or "manager")
         except TidingsError as exc:
             return people(request, status=exc.status, errors=field_errors(exc),
@@ -87,7 +87,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
             return people(request, status=422, values={"token_name": name},
                           errors={"token_name": message})
         try:
-            token = auth.create_token(ctx, name=name, role=role)
+            token = tokens.create_token(ctx, name=name, role=role)
         except TidingsError as exc:
             return people(request, status=exc.status, errors=field_errors(exc),
                           values={"token_name": name})
@@ -96,7 +96,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     @r.post("/admin/tokens/{token_id}/revoke")
     def revoke_token(request: Request, actor: Admin, token_id: int) -> Response:
         try:
-            auth.revoke_token(ctx, token_id)
+            tokens.revoke_token(ctx, token_id)
         except TidingsError as exc:
             flash(request, exc.message, "error")
         else:

@@ -16,7 +16,8 @@ from fastapi.responses import Response
 from tidings.domain import mailings as rules
 from tidings.domain.mailings import Action, MailingStatus
 from tidings.errors import InvalidInput, MailingLocked, TidingsError
-from tidings.services import audience, content, mailings
+from tidings.services import audience, mailings
+from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.web import charts
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
@@ -122,7 +123,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         return render(
             request, "mailing.html", status_code=status, mailing=mailing,
             **audience_of(mailing), **statistics(mailing),
-            templates={t["id"]: t for t in content.list_templates(ctx)},
+            templates={t["id"]: t for t in template_service.list_templates(ctx)},
             segments=audience.list_segments(ctx), package_size=ctx.settings.package_size,
             smtp_retry_for=ctx.settings.smtp_retry_for, lock_before=rules.LOCK_BEFORE,
             after_cancel=rules.next_status(state, Action.CANCEL).value
@@ -155,7 +156,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     @r.get("/mailings/new")
     def new_mailing(request: Request, actor: Who) -> Response:
         return render(request, "mailing_new.html", values={"channel": "email"}, errors={},
-                      segments=audience.list_segments(ctx), templates=content.list_templates(ctx))
+                      segments=audience.list_segments(ctx), templates=template_service.list_templates(ctx))
 
     @r.post("/mailings/new")
     def create_mailing(request: Request, actor: Who, form: Form) -> Response:
@@ -165,7 +166,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         except TidingsError as exc:
             return render(request, "mailing_new.html", status_code=exc.status, values=values,
                           errors=field_errors(exc), segments=audience.list_segments(ctx),
-                          templates=content.list_templates(ctx))
+                          templates=template_service.list_templates(ctx))
         flash(request, f"Draft {mailing['name']} created. Check it, then send or schedule it.")
         return redirect(f"/mailings/{mailing['id']}")
 

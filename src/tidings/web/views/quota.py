@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tidings.errors import TidingsError
-from tidings.services import content
+from tidings.services import quotas
 from tidings.services.context import Context
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
 
@@ -14,7 +14,7 @@ from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
 def add_routes(r: APIRouter, ctx: Context) -> None:
     def page(request: Request, *, errors: dict[str, str], values: dict[str, str],
              status: int = 200) -> Response:
-        return render(request, "quota.html", status_code=status, quota=content.get_quota(ctx),
+        return render(request, "quota.html", status_code=status, quota=quotas.get_quota(ctx),
                       errors=errors, values=values)
 
     @r.get("/quota")
@@ -26,7 +26,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         values = {"channel": str(form.get("channel", "")), "amount": str(form.get("amount", ""))}
         text = values["amount"].strip().replace(",", "").replace(" ", "")
         try:
-            content.topup(ctx, channel=values["channel"], actor=actor,
+            quotas.topup(ctx, channel=values["channel"], actor=actor,
                           amount=int(text) if text.isdigit() else text)
         except TidingsError as exc:
             return page(request, errors=field_errors(exc), values=values, status=exc.status)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tidings.errors import InvalidInput, TidingsError
-from tidings.services import audience, content
+from tidings.services import audience, test_sends
+from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
 
@@ -51,9 +52,9 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         values = _values(form, template)
         try:
             if template is None:
-                saved = content.create_template(ctx, values)
+                saved = template_service.create_template(ctx, values)
             else:
-                saved = content.update_template(ctx, template["id"], values)
+                saved = template_service.update_template(ctx, template["id"], values)
         except TidingsError as exc:
             return page(request, template=template, values=values, errors=field_errors(exc),
                         status=exc.status)
@@ -62,7 +63,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
 
     @r.get("/templates")
     def templates_page(request: Request, actor: Who) -> Response:
-        return render(request, "templates.html", templates=content.list_templates(ctx))
+        return render(request, "templates.html", templates=template_service.list_templates(ctx))
 
     @r.get("/templates/new")
     def new_template(request: Request, actor: Who, channel: str = "email") -> Response:
@@ -79,7 +80,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         values = _values(form, None)
         try:
             customer_id = _customer_id(ctx, str(form.get("customer", "")))
-            shown = content.preview_draft(ctx, values, customer_id)
+            shown = template_service.preview_draft(ctx, values, customer_id)
         except TidingsError as exc:
             return render(request, "_template_preview.html", fragment=True, shown=None,
                           error=next(iter(field_errors(exc).values())))
@@ -87,21 +88,21 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
 
     @r.get("/templates/{template_id}")
     def template_page(request: Request, actor: Who, template_id: int) -> Response:
-        template = content.get_template(ctx, template_id)
+        template = template_service.get_template(ctx, template_id)
         return page(request, template=template, values=template, errors={})
 
     @r.post("/templates/{template_id}")
     def update_template(request: Request, actor: Who, template_id: int, form: Form) -> Response:
-        return save(request, form, content.get_template(ctx, template_id))
+        return save(request, form, template_service.get_template(ctx, template_id))
 
     @r.post("/templates/{template_id}/test-send")
     def send_test(request: Request, actor: Who, template_id: int, form: Form) -> Response:
         to = str(form.get("to", "")).strip()
         try:
             customer_id = _customer_id(ctx, str(form.get("customer", "")))
-            content.test_send(ctx, template_id, to=to, customer_id=customer_id)
+            test_sends.send_template_test(ctx, template_id, to=to, customer_id=customer_id)
         except TidingsError as exc:
-            template = content.get_template(ctx, template_id)
+            template = template_service.get_template(ctx, template_id)
             errors = field_errors(exc)
             return page(request, template=template, values=template, status=exc.status,
                         errors={"to": errors.get("to") or next(iter(errors.values()))},

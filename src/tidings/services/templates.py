@@ -1,21 +1,17 @@
-"""Templates: create, edit, preview; quota."""
+"""Templates: create, edit, preview (saved or not yet saved)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 
+from tidings.domain.messages import Recipient, recipient_of, sample_recipient
 from tidings.domain.templates import compile_email, compile_sms
-from tidings.engine.render import customer_context
 from tidings.errors import InvalidInput, NotFound
-from tidings.services.auth import Actor
 from tidings.services.context import Context
-from tidings.services.engagement import send_test_message
-from tidings.services.mailings import check_sending_domain
-from tidings.store import auth as auth_store
-from tidings.store import content as content_store
+from tidings.store import customers as customer_store
+from tidings.store import templates as template_store
 
 FIELDS = ("name", "channel", "subject", "html", "text")
 
@@ -56,7 +52,7 @@ def create_template(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     values = _validate(dict(data))
     now = ctx.now()
     with ctx.tx() as conn:
-        template_id = content_store.insert_template(conn, {k: values.get(k) for k in FIELDS}, now=now)
+        template_id = template_store.insert(conn, {k: values.get(k) for k in FIELDS}, now=now)
         return template_json(_template(conn, template_id))
 
 
@@ -67,13 +63,13 @@ def update_template(ctx: Context, template_id: int, data: dict[str, Any]) -> dic
         if merged["channel"] != current["channel"]:
             raise InvalidInput("The channel of a template cannot change.", field="channel")
         values = _validate(merged)
-        content_store.update_template(conn, template_id, {k: values.get(k) for k in FIELDS},
+        template_store.update(conn, template_id, {k: values.get(k) for k in FIELDS},
                                       now=ctx.now())
         return template_json(_template(conn, template_id))
 
 
 def _template(conn: sa.Connection, template_id: int) -> Any:
-    row = content_store.get_template(conn, template_id)
+    row = template_store.get_row(conn, template_id)
     if row is None:
         raise NotFound(f"There is no template {template_id}.", code="template_not_found")
     return row
@@ -86,31 +82,22 @@ def get_template(ctx: Context, template_id: int) -> dict[str, Any]:
 
 def list_templates(ctx: Context) -> list[dict[str, Any]]:
     with ctx.read() as conn:
-        return [template_json(r) for r in content_store.list_templates(conn)]
+        return [template_json(r) for r in template_store.list_rows(conn)]
 
 
-#: Who a preview is rendered for when no customer is chosen.
-SAMPLE_CUSTOMER: dict[str, Any] = {
-    "id": None, "external_id": None, "email": "customer@example.com", "phone": None,
-    "first_name": "Alex", "last_name": "Example", "attributes": {},
-}
-
-
-def _preview_customer(conn: sa.Connection, customer_id: int | None) -> dict[str, Any]:
+def _preview_recipient(conn: sa.Connection, customer_id: int | None) -> Recipient:
     if customer_id is None:
-        return SAMPLE_CUSTOMER
-    row = content_store.customer_row(conn, customer_id)
-    if row is None:
+        return sample_recipient()
+    customer = customer_store.get(conn, customer_id)
+    if customer is None:
         raise InvalidInput(f"There is no customer {customer_id}.", field="customer_id")
-    return dict(row._mapping)
+    return recipient_of(customer)
 
 
-def _render_preview(ctx: Context, values: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
+def _render_preview(ctx: Context, values: dict[str, Any], recipient: Recipient) -> dict[str, Any]:
     """``values`` (``channel``, ``subject``, ``html``, ``text``) rendered for
-    ``customer`` with a placeholder unsubscribe link and no tracking."""
-    row = SimpleNamespace(customer_id=customer["id"],
-                          **{k: customer[k] for k in SAMPLE_CUSTOMER if k != "id"})
-    context = {"customer": customer_context(row),
+    ``recipient`` with a placeholder unsubscribe link and no tracking."""
+    context = {"customer": recipient.customer_context(),
                "unsubscribe_url": f"{ctx.settings.public_url.rstrip('/')}/u/preview",
                "mailing": {"id": None, "name": "Preview"}}
     if values.get("channel") == "sms":
@@ -129,8 +116,8 @@ def preview(ctx: Context, template_id: int, customer_id: int | None) -> dict[str
     an unknown customer, ``TemplateSyntaxError``."""
     with ctx.read() as conn:
         template = template_json(_template(conn, template_id))
-        customer = _preview_customer(conn, customer_id)
-    return _render_preview(ctx, template, customer)
+        recipient = _preview_recipient(conn, customer_id)
+    return _render_preview(ctx, template, recipient)
 
 
 def preview_draft(ctx: Context, values: dict[str, Any], customer_id: int | None) -> dict[str, Any]:
@@ -144,47 +131,7 @@ def preview_draft(ctx: Context, values: dict[str, Any], customer_id: int | None)
         if values.get(key) is not None and not isinstance(values[key], str):
             raise InvalidInput(f"{key} must be a string.", field=key)
     with ctx.read() as conn:
-        customer = _preview_customer(conn, customer_id)
-    return _render_preview(ctx, {**values, "channel": channel}, customer)
+        recipient = _preview_recipient(conn, customer_id)
+    return _render_preview(ctx, {**values, "channel": channel}, recipient)
 
 
-def test_send(ctx: Context, template_id: int, *, to: str, customer_id: int | None) -> None:
-    """Send the saved email template to the address ``to``, once, as a test.
-
-    It comes from the default sender (``default_from_email``), rendered for
-    ``customer_id``, else for the customer with that address, else for the
-    sample customer; see :func:`~tidings.services.engagement.send_test_message`
-    (it is not counted and uses no quota). Raises ``NotFound``,
-    ``InvalidInput`` (an SMS template, a bad address: ``field="to"``; an
-    unknown customer: ``field="customer"``), and ``Conflict`` with code
-    ``domain_not_verified`` or ``test_send_failed``.
-    """
-    if not to.strip():
-        raise InvalidInput("Give the address to send the test to.", field="to")
-    from_email = ctx.settings.default_from_email
-    with ctx.read() as conn:
-        template = _template(conn, template_id)
-        if template.channel != "email":
-            raise InvalidInput("Test sends are for email templates.", field="to")
-        check_sending_domain(conn, ctx, from_email)
-    sender = {"id": None, "name": f"Test of {template.name}", "channel": "email",
-              "template_id": template_id, "from_email": from_email,
-              "from_name": ctx.settings.default_from_name, "reply_to": None, "conversion": None}
-    send_test_message(ctx, mailing=sender, to=to, customer_id=customer_id, field="to",
-                      headers={"X-Tidings-Template": str(template_id)})
-
-
-def get_quota(ctx: Context) -> dict[str, Any]:
-    with ctx.tx() as conn:
-        return {ch: {"balance": auth_store.quota_balance(conn, ch)} for ch in ("email", "sms")}
-
-
-def topup(ctx: Context, *, channel: str, amount: Any, actor: Actor) -> dict[str, Any]:
-    actor.require_admin()
-    if channel not in ("email", "sms"):
-        raise InvalidInput("channel must be email or sms.", field="channel")
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        raise InvalidInput("amount must be a positive whole number.", field="amount")
-    with ctx.tx() as conn:
-        auth_store.topup(conn, channel, amount)
-    return get_quota(ctx)

@@ -1,0 +1,32 @@
+"""Who acts: a person signed in to the web UI, or an API token, with a role.
+
+Roles: ``admin`` (everything, including quota top-ups, people and tokens, and
+resuming a mailing stopped for its reputation) and ``manager``. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tidings.errors import Forbidden
+
+ROLES = ("admin", "manager")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Actor:
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("Only an admin may do this.")
+
+
+SYSTEM = Actor(name="system", role="admin")
+
+

@@ -1,0 +1,48 @@
+"""Template rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from tidings.domain.templates import Template
+from tidings.store.tables import templates
+
+
+def from_row(row: Any) -> Template:
+    return Template(id=row.id, name=row.name, channel=row.channel, subject=row.subject,
+                    html=row.html, text=row.text)
+
+
+def insert(conn: sa.Connection, values: Mapping[str, Any], *, now: datetime) -> int:
+    stmt = templates.insert().values(**values, created_at=now, updated_at=now)
+    template_id: int = conn.execute(stmt.returning(templates.c.id)).scalar_one()
+    return template_id
+
+
+def update(conn: sa.Connection, template_id: int, values: Mapping[str, Any], *, now: datetime) -> None:
+    conn.execute(templates.update().where(templates.c.id == template_id).values(**values, updated_at=now))
+
+
+def get_row(conn: sa.Connection, template_id: int) -> sa.Row[Any] | None:
+    """The row (with its timestamps), for the API."""
+    return conn.execute(sa.select(templates).where(templates.c.id == template_id)).first()
+
+
+def get(conn: sa.Connection, template_id: int) -> Template | None:
+    row = get_row(conn, template_id)
+    return from_row(row) if row is not None else None
+
+
+def list_rows(conn: sa.Connection) -> list[sa.Row[Any]]:
+    return list(conn.execute(sa.select(templates).order_by(templates.c.id)))
+
+
+def channel_of(conn: sa.Connection, template_id: int) -> str | None:
+    channel: str | None = conn.execute(
+        sa.select(templates.c.channel).where(templates.c.id == template_id)
+    ).scalar_one_or_none()
+    return channel
