@@ -162,7 +162,7 @@ def test_test_deps_without_apt_rights_installs_nothing_and_names_the_fix() -> No
     pwd.getpwnam("nobody")
     run = _test_deps(user="nobody", TIDINGS_TEST_CHROMIUM="/nonexistent/chromium")
     assert run.returncode == 0, run.stderr
-    assert "no Chromium at /nonexistent/chromium, and apt-get needs root" in run.stderr
-    assert "the browser tests will be NOT RUN" in run.stderr
+    assert "missing chromium, and apt-get needs root" in run.stderr
+    assert "the tests that need them will be NOT RUN" in run.stderr
     assert f"fix: {FIX}" in run.stderr
     assert "installing" not in run.stderr
