@@ -1,4 +1,6 @@
-# `make run` and `make test` are all the set-up a fresh Debian machine needs.
+# `make run` and `make test` are all the set-up a fresh Debian machine needs: `make test`
+# installs Chromium with apt when it may (scripts/test-deps) and the tests start a
+# throw-away PostgreSQL from a pip wheel when none answers (tests/pgserver.py).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,9 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tidings serve
+	$(BIN)/tidings serve --demo
 
 test: $(STAMP) lint
+	scripts/test-deps
 	$(BIN)/pytest -q tests
 
 lint: $(STAMP)

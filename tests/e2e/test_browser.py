@@ -1,5 +1,9 @@
 """The web UI in a real browser: Debian's Chromium, driven by Playwright.
 
+The Chromium is the ``chromium_path`` fixture's (tests/conftest.py):
+``TIDINGS_TEST_CHROMIUM`` or ``/usr/bin/chromium``; without one every test
+here is skipped and the run's summary says they were NOT RUN and how to fix it.
+
 Each test serves the whole app (API and web UI) with uvicorn in a thread on a
 free loopback port, against its own SQLite file; the tests that send run a
 worker in another thread, writing mail to an outbox folder. Screenshots of the
@@ -39,7 +43,6 @@ from tidings.web.session import Session
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,11 +83,9 @@ def _app(ctx: Context) -> Any:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+def browser(chromium_path: str) -> Iterator[Browser]:
     with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 

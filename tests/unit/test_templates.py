@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tidings.domain import templates
 from tidings.domain.templates import (
     CompiledEmail,
     compile_email,
@@ -242,7 +241,7 @@ def test_css_is_inlined_once_when_compiling_not_per_message(monkeypatch: pytest.
         def inline(self, html: str) -> str:
             raise AssertionError("css_inline called while rendering")
 
-    monkeypatch.setattr(templates, "_INLINER", NoInliner())
+    monkeypatch.setattr("tidings.domain.templates.compiled._INLINER", NoInliner())
     rendered = [compiled.render(context(first_name=name)).html for name in ("A", "B")]
 
     assert 'style="color: red;' in compiled.html_source

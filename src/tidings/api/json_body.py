@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.api.dependencies import API_PREFIX
 from tidings.api.errors import envelope
 
 METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -26,7 +27,7 @@ def _raw_body_path(path: str) -> bool:
 
 
 class JsonBodyMiddleware:
-    def __init__(self, app: ASGIApp, *, prefix: str = "/api/v1") -> None:
+    def __init__(self, app: ASGIApp, *, prefix: str = API_PREFIX) -> None:
         self.app = app
         self.prefix = prefix
 

@@ -1,0 +1,64 @@
+"""What a route of the HTTP API asks FastAPI for, once per request.
+
+- :data:`Ctx`: the service :class:`~tidings.services.context.Context` the
+  application was created with (``app.state.ctx``).
+- :data:`Who`: the :class:`~tidings.domain.actors.Actor` named by the
+  ``Authorization: Bearer TOKEN`` header; a missing or unknown token is a
+  401 ``unauthorized`` before the route runs. :func:`api_router` makes every
+  route of a ``/api/v1`` router require it; a route that also takes ``Who``
+  gets the same actor (FastAPI resolves the dependency once per request).
+- :data:`JsonBody`: the JSON object of the request body, for routes whose
+  service validates the fields itself and names the bad one.
+- :data:`CsvBody`: the raw body of a CSV upload; an empty one is a 422
+  ``invalid_input`` on ``body``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from tidings.domain.actors import Actor
+from tidings.errors import InvalidInput
+from tidings.services import tokens
+from tidings.services.context import Context
+
+#: Where every JSON route lives; the JSON body middleware looks only here.
+API_PREFIX = "/api/v1"
+
+
+def context(request: Request) -> Context:
+    """The context given to :func:`tidings.api.app.create_app`."""
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def authenticated_actor(request: Request) -> Actor:
+    """The actor of the bearer token; raises ``Unauthorized`` (401) without a valid one."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return tokens.authenticate(context(request), token.strip() if scheme.lower() == "bearer" else None)
+
+
+async def csv_body(request: Request) -> bytes:
+    """The request body as bytes; raises ``InvalidInput`` (field ``body``) if it is blank."""
+    data = await request.body()
+    if not data.strip():
+        raise InvalidInput("The CSV body is empty.", field="body")
+    return data
+
+
+Ctx = Annotated[Context, Depends(context)]
+Who = Annotated[Actor, Depends(authenticated_actor)]
+JsonBody = Annotated[dict[str, Any], Body()]
+CsvBody = Annotated[bytes, Depends(csv_body)]
+
+
+def api_router() -> APIRouter:
+    """A router under :data:`API_PREFIX` whose every route needs a bearer token."""
+    return APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated_actor)])
+
+
+__all__ = ["API_PREFIX", "Ctx", "CsvBody", "JsonBody", "Who", "api_router", "authenticated_actor",
+           "context", "csv_body"]

@@ -1,0 +1,110 @@
+"""``/api/v1/mailings``: mailings, their actions, chain steps, statistics and
+the test send. Bearer token, any role, except that resuming a mailing the
+reputation guard interrupted needs an admin (the service checks the role of
+the :data:`~tidings.api.dependencies.Who`).
+
+- ``POST /mailings`` (201), ``GET /mailings`` (``status``, paged),
+  ``GET /mailings/{mailing_id}``, ``PATCH /mailings/{mailing_id}``,
+  ``DELETE /mailings/{mailing_id}`` (204).
+- Actions, each answering with the mailing: ``POST .../send``,
+  ``.../schedule`` ``{"send_at"?}``, ``.../cancel``, ``.../resume``, and
+  ``.../copy`` (201, the new draft).
+- ``POST /mailings/{mailing_id}/steps`` (201): the next step of the chain.
+- ``GET /mailings/{mailing_id}/stats``: figures, rates, per step and per chain.
+- ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to that
+  address; not counted, no quota.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query, Response
+from pydantic import AwareDatetime, BaseModel
+
+from tidings.api.dependencies import Ctx, JsonBody, Who, api_router
+from tidings.services import mailings, stats, test_sends
+
+router = api_router()
+
+
+class ScheduleBody(BaseModel):
+    #: Required for a first step; a later chain step goes at its chain time without it.
+    send_at: AwareDatetime | None = None
+
+
+@router.post("/mailings", status_code=201, tags=["mailings"])
+def post_mailing(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
+    return mailings.create(ctx, body)
+
+
+@router.get("/mailings", tags=["mailings"])
+def list_mailings(ctx: Ctx, status: str | None = None,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    return {"mailings": mailings.list_(ctx, limit=limit, offset=offset, status=status)}
+
+
+@router.get("/mailings/{mailing_id}", tags=["mailings"])
+def get_mailing(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+    return mailings.get(ctx, mailing_id)
+
+
+@router.patch("/mailings/{mailing_id}", tags=["mailings"])
+def patch_mailing(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+    return mailings.update(ctx, mailing_id, body)
+
+
+@router.delete("/mailings/{mailing_id}", status_code=204, tags=["mailings"])
+def delete_mailing(ctx: Ctx, mailing_id: int) -> Response:
+    mailings.delete(ctx, mailing_id)
+    return Response(status_code=204)
+
+
+# -- actions
+
+
+@router.post("/mailings/{mailing_id}/send", tags=["mailings"])
+def send(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+    return mailings.send_now(ctx, mailing_id)
+
+
+@router.post("/mailings/{mailing_id}/schedule", tags=["mailings"])
+def schedule(ctx: Ctx, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
+    return mailings.schedule(ctx, mailing_id, body.send_at if body else None)
+
+
+@router.post("/mailings/{mailing_id}/cancel", tags=["mailings"])
+def cancel(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+    return mailings.cancel(ctx, mailing_id)
+
+
+@router.post("/mailings/{mailing_id}/resume", tags=["mailings"])
+def resume(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+    return mailings.resume(ctx, mailing_id, actor=actor)
+
+
+@router.post("/mailings/{mailing_id}/copy", status_code=201, tags=["mailings"])
+def copy(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+    return mailings.copy(ctx, mailing_id)
+
+
+# -- chain steps, statistics, test send
+
+
+@router.post("/mailings/{mailing_id}/steps", status_code=201, tags=["mailings"])
+def add_step(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+    return mailings.add_step(ctx, mailing_id, body)
+
+
+@router.get("/mailings/{mailing_id}/stats", tags=["mailings"])
+def mailing_stats(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+    """The contract's figures, the rates, and per-step and whole-chain totals."""
+    return stats.mailing_stats(ctx, mailing_id)
+
+
+@router.post("/mailings/{mailing_id}/test", tags=["mailings"])
+def test_send(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+    """``{"email"}``: one rendered message of the mailing to that address, through
+    the configured transport; not counted, no quota, no message row."""
+    return test_sends.send_test(ctx, mailing_id, body)

@@ -1,0 +1,32 @@
+"""``/api/v1/quota``: messages left to send, per channel. Bearer token.
+
+- ``GET /quota``: any role.
+- ``POST /quota/topup`` ``{"channel", "amount"}``: admin only (403 for a
+  manager); the service checks the role of the :data:`~tidings.api.dependencies.Who`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from tidings.api.dependencies import Ctx, Who, api_router
+from tidings.services import quotas
+
+router = api_router()
+
+
+class TopupBody(BaseModel):
+    channel: str
+    amount: int
+
+
+@router.get("/quota", tags=["quota"])
+def get_quota(ctx: Ctx) -> dict[str, Any]:
+    return quotas.get_quota(ctx)
+
+
+@router.post("/quota/topup", tags=["quota"])
+def topup(ctx: Ctx, actor: Who, body: TopupBody) -> dict[str, Any]:
+    return quotas.topup(ctx, channel=body.channel, amount=body.amount, actor=actor)

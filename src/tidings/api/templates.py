@@ -1,0 +1,47 @@
+"""``/api/v1/templates``: message templates. Bearer token, any role.
+
+- ``POST /templates`` (201), ``GET /templates``, ``GET /templates/{template_id}``,
+  ``PATCH /templates/{template_id}``.
+- ``POST /templates/{template_id}/preview``: rendered for ``customer_id``, or
+  for the sample customer without one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from tidings.api.dependencies import Ctx, JsonBody, api_router
+from tidings.services import templates as template_service
+
+router = api_router()
+
+
+class PreviewBody(BaseModel):
+    customer_id: int | None = None
+
+
+@router.post("/templates", status_code=201, tags=["templates"])
+def post_template(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
+    return template_service.create_template(ctx, body)
+
+
+@router.get("/templates", tags=["templates"])
+def list_templates(ctx: Ctx) -> dict[str, Any]:
+    return {"templates": template_service.list_templates(ctx)}
+
+
+@router.get("/templates/{template_id}", tags=["templates"])
+def get_template(ctx: Ctx, template_id: int) -> dict[str, Any]:
+    return template_service.get_template(ctx, template_id)
+
+
+@router.patch("/templates/{template_id}", tags=["templates"])
+def patch_template(ctx: Ctx, template_id: int, body: JsonBody) -> dict[str, Any]:
+    return template_service.update_template(ctx, template_id, body)
+
+
+@router.post("/templates/{template_id}/preview", tags=["templates"])
+def preview(ctx: Ctx, template_id: int, body: PreviewBody) -> dict[str, Any]:
+    return template_service.preview(ctx, template_id, body.customer_id)
