@@ -52,7 +52,7 @@ import json
 import logging
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -62,13 +62,11 @@ from tidings.domain.reputation import verdict
 from tidings.domain.tracking import verify_message_token
 from tidings.engine import lifecycle
 from tidings.errors import InvalidInput, NotFound
+from tidings.feedback.inbound import BounceListener
 from tidings.feedback.reports import FeedbackReport, verp_token
 from tidings.services.context import Context
 from tidings.store import feedback as store
 from tidings.store.sending import SqlTransaction
-
-if TYPE_CHECKING:
-    from tidings.feedback.inbound import BounceListener
 
 log = logging.getLogger("tidings.feedback")
 
@@ -351,8 +349,6 @@ def start_listener(ctx: Context) -> BounceListener | None:
     share one listener, so the second logs a warning and goes on without.
     Raises :class:`InvalidInput` for a malformed setting.
     """
-    from tidings.feedback.inbound import BounceListener
-
     listen = ctx.settings.bounce_listen
     if not listen:
         return None

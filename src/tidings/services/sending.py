@@ -7,7 +7,7 @@ from tidings.engine import scheduler
 from tidings.engine.worker import Worker
 from tidings.services.context import Context
 from tidings.transports.base import Transport
-from tidings.transports.smtp import make_sms_transport, make_transport
+from tidings.transports.factory import make_sms_transport, make_transport
 
 
 def make_worker(ctx: Context, transport: Transport | None = None) -> Worker:

@@ -26,8 +26,8 @@ from tidings.store import mailings as mailing_store
 from tidings.store import templates as template_store
 from tidings.store.sending import SqlTransaction
 from tidings.transports.base import Envelope, Result
+from tidings.transports.factory import make_transport
 from tidings.transports.mime import MessageFactory
-from tidings.transports.smtp import make_transport
 
 
 def send_test(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tidings.errors import InvalidInput
-from tidings.transports.base import SENT, Envelope, Outcome, Result, Transport
+from tidings.transports.base import SENT, Envelope, Outcome, Result
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -344,31 +344,4 @@ class SmtpTransport:
         self._pool.shutdown(wait=False)
 
 
-def make_transport(url: str, *, connections: int, timeout: float = 30.0) -> Transport:
-    """The email transport for a ``TIDINGS_SMTP_URL``."""
-    if url.startswith("file://"):
-        from tidings.transports.outbox import OutboxTransport
-
-        return OutboxTransport(url.removeprefix("file://") or "outbox")
-    return SmtpTransport(url, connections=connections, timeout=timeout)
-
-
-def make_sms_transport(sms_url: str | None, *, smtp_url: str, connections: int,
-                       timeout: float = 30.0) -> Transport | None:
-    """The SMS transport: the HTTP gateway at ``TIDINGS_SMS_URL``; without one, the
-    outbox folder when email goes there too; otherwise none (SMS cannot be sent)."""
-    if sms_url:
-        if sms_url.startswith(("http://", "https://")):
-            from tidings.transports.sms_http import HttpSmsTransport
-
-            return HttpSmsTransport(sms_url, connections=connections, timeout=timeout)
-        raise InvalidInput(f"Unsupported SMS gateway URL {sms_url!r}: use http(s)://.",
-                           field="TIDINGS_SMS_URL")
-    if smtp_url.startswith("file://"):
-        from tidings.transports.outbox import OutboxTransport
-
-        return OutboxTransport(smtp_url.removeprefix("file://") or "outbox", suffix=".sms.txt")
-    return None
-
-
-__all__ = ["SmtpTarget", "SmtpTransport", "make_sms_transport", "make_transport"]
+__all__ = ["SmtpTarget", "SmtpTransport"]
