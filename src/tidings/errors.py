@@ -12,11 +12,10 @@ maps ``status`` and ``code`` to the contract's envelope
     │   ├── IllegalTransition (409)   the state machine refuses the move
     │   └── MailingLocked (409)       editing after start or within 5 minutes of send_at
     ├── Unauthorized (401)
-    ├── Forbidden (403)
-    └── TransportError                raised by transports, never reaches the API
-        ├── TemporaryFailure          4xx, refused connection, timeout: retry later
-        ├── PermanentFailure          5xx for one recipient: the message fails
-        └── UncertainDelivery         the link broke after the message was handed over
+    └── Forbidden (403)
+
+Transports raise none of these for one recipient's trouble: they return an
+outcome per message (see :mod:`tidings.transports.base`).
 """
 
 from __future__ import annotations
@@ -94,28 +93,3 @@ class Forbidden(TidingsError):
 
     status = 403
     code = "forbidden"
-
-
-class TransportError(TidingsError):
-    """Sending failed."""
-
-    code = "transport_error"
-
-    def __init__(
-        self, message: str, *, smtp_code: int | None = None, recipient: str | None = None
-    ) -> None:
-        self.smtp_code = smtp_code
-        self.recipient = recipient
-        super().__init__(message)
-
-
-class TemporaryFailure(TransportError):
-    """The server is unreachable or answered 4xx; try again later."""
-
-
-class PermanentFailure(TransportError):
-    """The server refused the message for good (5xx)."""
-
-
-class UncertainDelivery(TransportError):
-    """The connection broke after the message was handed over; it may have been delivered."""

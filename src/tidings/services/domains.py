@@ -151,12 +151,12 @@ def _exists(domain: str) -> Conflict:
 
 
 def get(ctx: Context, domain_id: int) -> dict[str, Any]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return to_json(ctx, _load(conn, domain_id))
 
 
 def list_(ctx: Context) -> list[dict[str, Any]]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return [to_json(ctx, row) for row in store.list_(conn)]
 
 
@@ -244,7 +244,7 @@ def health(ctx: Context, domain_id: int, *, days: int = HEALTH_DAYS) -> dict[str
         raise InvalidInput("days must be between 1 and 365.", field="days")
     now = ctx.now()
     since = now - timedelta(days=days)
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         row = _load(conn, domain_id)
         traffic = store.traffic(conn, row["domain"], since=since)
     s = ctx.settings

@@ -88,7 +88,7 @@ def unsubscribe_state(ctx: Context, token: str) -> dict[str, Any]:
     ``unsubscribed`` says whether the customer is already off that channel.
     Reads only. Raises ``InvalidInput(code="bad_token")``."""
     message_id = verify_message_token(ctx.secret, token, "unsub")
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         message = store.tracked_message(conn, message_id)
         if message is None:
             return {"channel": "email", "unsubscribed": False, "known": False}
