@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.test_sending import seed
+from tests.builders import draft_mailing, numbered
 from tidings.services.sending import make_worker
 from tidings.store.tables import messages
 
@@ -41,7 +41,7 @@ def worker_env(db_url: str, smtp_url: str, tmp_path: Path) -> dict[str, str]:
 def test_sigkill_in_the_middle_of_sending_leaves_no_repeats(db_url, make_ctx, api_for, smtp_server, tmp_path):
     ctx = make_ctx(smtp_url=smtp_server.url, worker_lease=1, send_group=10, package_size=100)
     api = api_for(ctx)
-    mid = seed(api, 300)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(300))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     smtp_server.handler.delay = 0.003
 

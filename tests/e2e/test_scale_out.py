@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import draft_mailing, numbered
 from tests.e2e.test_crash import worker_env
-from tests.integration.test_sending import seed
 from tidings.services.sending import make_worker
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def test_three_workers_share_a_mailing_and_a_killed_one_causes_no_repeats(
         pytest.skip("scale-out across processes is a PostgreSQL feature")
     ctx = make_ctx(smtp_url=smtp_server.url, worker_lease=1, send_group=10, package_size=50)
     api = api_for(ctx)
-    mid = seed(api, 600)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(600))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     smtp_server.handler.delay = 0.002
     env = worker_env(db_url, smtp_server.url, tmp_path) | {"TIDINGS_PACKAGE_SIZE": "50"}
@@ -62,7 +62,7 @@ def test_three_workers_share_a_mailing_and_a_killed_one_causes_no_repeats(
 def test_a_small_mailing_is_not_starved_by_a_big_one(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url, package_size=5)
     api = api_for(ctx)
-    big = seed(api, 20)
+    big = draft_mailing(api, numbered(20))
     small = api.ok("POST", "/mailings", {"name": "small", "segment_id": big["segment"]["id"],
                                          "template_id": big["template"]["id"]}, status=201)
     api.ok("POST", f"/mailings/{big['mailing']['id']}/send")

@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.integration.test_tracking import (
+from tests.builders import (
     MIMECAST,
     links_of,
     mail_to,
     make_template,
-    seed,
     send,
     stats,
+    tracked_mailing,
     visit,
 )
 from tidings.services.sending import make_worker
@@ -52,7 +52,7 @@ def test_a_three_step_chain_reminds_who_did_not_open_and_offers_to_who_clicked_t
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS, name="Launch")["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS, name="Launch")["mailing"]["id"]
     reminder = add_step(api, first, condition="not_opened", delay_hours=24, name="reminder")["id"]
     offer = add_step(api, first, condition="clicked", delay_hours=2, name="offer")["id"]
     start = ctx.now()
@@ -110,7 +110,7 @@ def test_an_interrupted_step_keeps_later_steps_in_draft_and_finishing_it_schedul
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS[:4])["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS[:4])["mailing"]["id"]
     second = add_step(api, first, condition="all", delay_hours=0, name="second")["id"]
     third = add_step(api, first, condition="all", delay_hours=1, name="third")["id"]
     api.ok("POST", "/quota/topup", {"channel": "email", "amount": 4})
@@ -140,7 +140,7 @@ def test_resuming_a_step_interrupted_after_its_last_message_schedules_the_next(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url, reputation_min_sample=2)
     api = api_for(ctx)
-    first = seed(api, EMAILS[:2])["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS[:2])["mailing"]["id"]
     second = add_step(api, first, condition="all", delay_hours=1, name="second")["id"]
     third = add_step(api, first, condition="all", delay_hours=5, name="third")["id"]
     send(api, ctx, first)
@@ -167,7 +167,7 @@ def test_a_later_step_is_scheduled_by_its_chain_not_before_the_step_before_it_is
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS[:2])["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS[:2])["mailing"]["id"]
     second = add_step(api, first, condition="all", delay_hours=48, name="second")["id"]
     tomorrow = (ctx.now() + timedelta(days=1)).isoformat()
 
@@ -186,7 +186,7 @@ def test_a_later_step_is_scheduled_by_its_chain_not_before_the_step_before_it_is
 def test_a_step_without_statistics_is_deleted_with_every_later_step(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS[:2])["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS[:2])["mailing"]["id"]
     second = add_step(api, first, condition="all", delay_hours=24, name="second")["id"]
     third = add_step(api, first, condition="opened", delay_hours=24, name="third")["id"]
     send(api, ctx, first)
@@ -204,7 +204,7 @@ def test_a_step_without_statistics_is_deleted_with_every_later_step(make_ctx, ap
 def test_a_step_with_statistics_cannot_be_deleted(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS[:2])["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS[:2])["mailing"]["id"]
     second = add_step(api, first, condition="all", delay_hours=0, name="second")["id"]
     third = add_step(api, first, condition="clicked", delay_hours=24, name="third")["id"]
     send(api, ctx, first)  # the second step follows at once
@@ -222,7 +222,7 @@ def test_a_step_with_statistics_cannot_be_deleted(make_ctx, api_for, smtp_server
 def test_copying_the_first_step_copies_the_chain_as_drafts(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS[:1])["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS[:1])["mailing"]["id"]
     add_step(api, first, condition="not_opened", delay_hours=24, name="second")
     add_step(api, first, condition="clicked", delay_hours=3, name="third")
     send(api, ctx, first)
@@ -240,7 +240,7 @@ def test_a_not_converted_step_skips_who_ordered_after_the_step_before_whoever_go
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, EMAILS[:4])
+    data = tracked_mailing(api, EMAILS[:4])
     first = data["mailing"]["id"]
     second = add_step(api, first, condition="not_converted", delay_hours=24, name="second")["id"]
     start = ctx.now()
@@ -275,7 +275,7 @@ def test_a_mailing_offers_only_the_actions_it_accepts_and_says_whether_it_can_be
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS[:2])["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS[:2])["mailing"]["id"]
     second = add_step(api, first, condition="all", delay_hours=0, name="second")["id"]
     third = add_step(api, first, condition="clicked", delay_hours=24, name="third")["id"]
 
@@ -304,7 +304,7 @@ def test_a_new_delay_moves_a_scheduled_step_and_a_canceled_step_can_be_scheduled
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    first = seed(api, EMAILS, name="Launch")["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS, name="Launch")["mailing"]["id"]
     reminder = add_step(api, first, condition="all", delay_hours=24, name="reminder")["id"]
     send(api, ctx, first)
     finished = datetime.fromisoformat(api.ok("GET", f"/mailings/{first}")["finished_at"])
@@ -327,7 +327,7 @@ def test_a_new_delay_moves_a_scheduled_step_and_a_canceled_step_can_be_scheduled
 def test_a_step_whose_step_before_is_not_sent_cannot_be_scheduled(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    first = seed(api, EMAILS, name="Launch")["mailing"]["id"]
+    first = tracked_mailing(api, EMAILS, name="Launch")["mailing"]["id"]
     reminder = add_step(api, first, condition="all", delay_hours=24, name="reminder")
     assert "schedule" not in reminder["actions"]
     refused = api.request("POST", f"/mailings/{reminder['id']}/schedule", 409)

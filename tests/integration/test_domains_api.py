@@ -11,6 +11,7 @@ import dkim
 import pytest
 import sqlalchemy as sa
 
+from tests.builders import draft_mailing, numbered
 from tests.dnsserver import LocalDns
 from tidings.services.sending import make_worker
 from tidings.store.tables import domains, messages
@@ -19,6 +20,7 @@ from tidings.transports.dns_check import lookup_txt
 
 DOMAIN = "shop.example.com"
 FROM = f"news@{DOMAIN}"
+HTML = '<p>Hello</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
 
 
 @pytest.fixture
@@ -30,36 +32,6 @@ def dns() -> Iterator[LocalDns]:
 def publish(dns: LocalDns, domain: dict) -> None:
     for record in domain["records"]:
         dns.set_txt(record["name"], record["value"])
-
-
-def seed(api, n: int = 5, *, from_email: str = FROM) -> int:  # type: ignore[no-untyped-def]
-    people = [{"email": f"c{i:03d}@example.org", "first_name": f"N{i}"} for i in range(n)]
-    if people:
-        api.ok("POST", "/customers", {"customers": people}, status=201)
-    segment = api.ok("POST", "/segments", {"name": "all", "rules": {}}, status=201)
-    template = api.ok(
-        "POST",
-        "/templates",
-        {
-            "name": "t",
-            "channel": "email",
-            "subject": "Hi {{ customer.first_name }}",
-            "html": '<p>Hello</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>',
-        },
-        status=201,
-    )
-    mailing = api.ok(
-        "POST",
-        "/mailings",
-        {
-            "name": "Autumn",
-            "segment_id": segment["id"],
-            "template_id": template["id"],
-            "from_email": from_email,
-        },
-        status=201,
-    )
-    return int(mailing["id"])
 
 
 def by_purpose(items: list[dict]) -> dict[str, dict]:
@@ -195,7 +167,7 @@ def test_an_unverified_domain_cannot_send_and_the_error_says_what_to_publish(
 ):
     ctx = make_ctx(dns_server=dns.address, smtp_url=smtp_server.url, require_verified_domain=True)
     api = api_for(ctx)
-    mid = seed(api)
+    mid = draft_mailing(api, numbered(5), html=HTML)["mailing"]["id"]
 
     unknown = api.post(f"/mailings/{mid}/send", expect=409).json()["error"]
     assert unknown["code"] == "domain_not_verified"
@@ -224,7 +196,7 @@ def test_mail_from_a_verified_domain_carries_a_dkim_signature_dkimpy_verifies(
 ):
     ctx = make_ctx(dns_server=dns.address, smtp_url=smtp_server.url, require_verified_domain=True)
     api = api_for(ctx)
-    mid = seed(api, 6)
+    mid = draft_mailing(api, numbered(6), html=HTML)["mailing"]["id"]
     created = api.ok("POST", "/domains", {"domain": DOMAIN}, status=201)
     publish(dns, created)
     assert api.ok("POST", f"/domains/{created['id']}/verify")["verified"] is True
@@ -256,7 +228,7 @@ def test_mail_from_a_verified_domain_carries_a_dkim_signature_dkimpy_verifies(
 def test_mail_from_a_domain_that_is_not_verified_goes_out_unsigned(make_ctx, api_for, dns, smtp_server):
     ctx = make_ctx(dns_server=dns.address, smtp_url=smtp_server.url, require_verified_domain=False)
     api = api_for(ctx)
-    mid = seed(api, 2)
+    mid = draft_mailing(api, numbered(2), html=HTML)["mailing"]["id"]
     api.post("/domains", {"domain": DOMAIN}, expect=201)
 
     api.ok("POST", f"/mailings/{mid}/send")
@@ -268,8 +240,8 @@ def test_mail_from_a_domain_that_is_not_verified_goes_out_unsigned(make_ctx, api
 def test_domain_health_gives_rates_dns_status_and_alignment(make_ctx, api_for, dns):
     ctx = make_ctx(dns_server=dns.address, max_complaint_rate=0.05)
     api = api_for(ctx)
-    mid = seed(api, 10)
-    other = seed(api, 0, from_email="news@elsewhere.example")
+    mid = draft_mailing(api, numbered(10), html=HTML)["mailing"]["id"]
+    other = draft_mailing(api, numbered(0), html=HTML, from_email="news@elsewhere.example")["mailing"]["id"]
     created = api.ok("POST", "/domains", {"domain": DOMAIN}, status=201)
     did = created["id"]
 

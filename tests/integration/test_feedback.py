@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.builders import draft_mailing, numbered
 from tidings.domain.tracking import bounce_address
 from tidings.feedback.inbound import BounceListener
 from tidings.services import feedback
@@ -19,6 +20,7 @@ from tidings.services.sending import make_worker
 from tidings.store.tables import customers, feedback_events, mailings, messages, suppressions
 
 DOMAIN = "shop.example.com"
+MAILING = {"subject": "Hi", "html": "<p>Hello {{ customer.first_name }}</p>", "from_email": f"news@{DOMAIN}"}
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "reports"
 COUNTERS = (
     "delivered_count",
@@ -33,31 +35,6 @@ COUNTERS = (
 
 
 # -- arranging ---------------------------------------------------------------------------
-
-
-def seed(api, n: int) -> int:  # type: ignore[no-untyped-def]
-    """``n`` customers c000@example.org..., a segment of all, a template; returns a draft mailing."""
-    people = [{"email": f"c{i:03d}@example.org", "first_name": f"N{i}"} for i in range(n)]
-    api.ok("POST", "/customers", {"customers": people}, status=201)
-    segment = api.ok("POST", "/segments", {"name": "all", "rules": {}}, status=201)
-    template = api.ok(
-        "POST",
-        "/templates",
-        {"name": "t", "channel": "email", "subject": "Hi", "html": "<p>Hello {{ customer.first_name }}</p>"},
-        status=201,
-    )
-    mailing = api.ok(
-        "POST",
-        "/mailings",
-        {
-            "name": "Autumn",
-            "segment_id": segment["id"],
-            "template_id": template["id"],
-            "from_email": f"news@{DOMAIN}",
-        },
-        status=201,
-    )
-    return int(mailing["id"])
 
 
 def send(ctx, api, mailing_id: int) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -173,7 +150,7 @@ def world(make_ctx, api_for):  # type: ignore[no-untyped-def]
     api = api_for(ctx)
     listener = api.client.app.state.bounce_listener
     assert isinstance(listener, BounceListener)
-    mid = seed(api, 6)
+    mid = draft_mailing(api, numbered(6), **MAILING)["mailing"]["id"]
     sent = send(ctx, api, mid)
     return ctx, api, listener, mid, sent
 
@@ -341,7 +318,7 @@ def test_a_delayed_then_delivered_message_is_not_a_bounce(world):
 def test_webhook_events_have_the_same_effect_as_reports_by_mail(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    mid = seed(api, 5)
+    mid = draft_mailing(api, numbered(5), **MAILING)["mailing"]["id"]
     sent = send(ctx, api, mid)
 
     bounce = api.ok("POST", "/events", {"type": "bounce", "message_id": sent[0]["id"]})
@@ -392,7 +369,7 @@ def test_webhook_events_have_the_same_effect_as_reports_by_mail(make_ctx, api_fo
 def test_a_webhook_event_for_an_unknown_message_is_404_and_a_bad_body_422(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    mid = seed(api, 1)
+    mid = draft_mailing(api, numbered(1), **MAILING)["mailing"]["id"]
     first = send(ctx, api, mid)[0]
     before = snapshot(ctx)
 
@@ -420,7 +397,7 @@ def test_a_webhook_event_for_an_unknown_message_is_404_and_a_bad_body_422(make_c
 def test_three_soft_bounces_in_a_row_bounce_the_customer_and_a_delivery_ends_the_run(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    first_mailing = seed(api, 2)
+    first_mailing = draft_mailing(api, numbered(2), **MAILING)["mailing"]["id"]
     runs = []
     mailing_id = first_mailing
     for _ in range(5):
@@ -455,7 +432,7 @@ def test_three_soft_bounces_in_a_row_bounce_the_customer_and_a_delivery_ends_the
 def test_later_mailings_skip_complained_and_bounced_addresses_even_when_resubscribed(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    mid = seed(api, 3)
+    mid = draft_mailing(api, numbered(3), **MAILING)["mailing"]["id"]
     sent = send(ctx, api, mid)
     api.ok("POST", "/events", {"type": "bounce", "message_id": sent[0]["id"]})
     api.ok("POST", "/events", {"type": "complaint", "message_id": sent[1]["id"]})
@@ -473,7 +450,7 @@ def test_later_mailings_skip_complained_and_bounced_addresses_even_when_resubscr
 def test_complaints_past_the_threshold_interrupt_the_mailing_with_the_rates(make_ctx, api_for):
     ctx = make_ctx(reputation_min_sample=5, max_complaint_rate=0.25, package_size=5, send_group=5)
     api = api_for(ctx)
-    mid = seed(api, 20)
+    mid = draft_mailing(api, numbered(20), **MAILING)["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     worker = make_worker(ctx)
     assert worker.tick()  # one package of five goes out
@@ -498,7 +475,7 @@ def test_complaints_past_the_threshold_interrupt_the_mailing_with_the_rates(make
 def test_hard_bounces_by_mail_count_in_the_reputation_guard(make_ctx, api_for):
     ctx = make_ctx(reputation_min_sample=5, max_bounce_rate=0.5, package_size=5, send_group=5)
     api = api_for(ctx)
-    mid = seed(api, 20)
+    mid = draft_mailing(api, numbered(20), **MAILING)["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     make_worker(ctx).tick()
     sent = rows(ctx, messages, messages.c.mailing_id == mid, messages.c.status == "sent")

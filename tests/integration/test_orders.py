@@ -7,7 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.integration.test_tracking import links_of, mail_to, seed, send, stats, visit
+from tests.builders import (
+    links_of,
+    mail_to,
+    send,
+    stats,
+    tracked_mailing,
+    visit,
+)
 from tidings.store.tables import mailings, messages
 
 
@@ -53,7 +60,7 @@ def test_an_order_goes_to_the_last_mailing_that_reached_the_customer_within_its_
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org"], conversion={"window_days": 30}, name="Spring")
+    data = tracked_mailing(api, ["ann@example.org"], conversion={"window_days": 30}, name="Spring")
     spring = data["mailing"]["id"]
     summer = mailing_to(api, "Summer", data["segment"]["id"], data["mailing"]["template_id"],
                         {"window_days": 3})
@@ -77,7 +84,7 @@ def test_revenue_and_rates_are_right_to_the_cent(make_ctx, api_for, smtp_server)
     api = api_for(ctx)
     emails = ["ann@example.org", "bob@example.org", "cy@example.org", "dee@example.org",
               "fay@example.org"]
-    data = seed(api, emails, conversion={"window_days": 7})
+    data = tracked_mailing(api, emails, conversion={"window_days": 7})
     api.ok("POST", "/customers", {"email": "eve@example.org", "email_status": "unsubscribed"},
            status=201)
     smtp_server.handler.reject["fay@example.org"] = "550 5.7.1 Refused"
@@ -121,7 +128,7 @@ def test_revenue_and_rates_are_right_to_the_cent(make_ctx, api_for, smtp_server)
 def test_many_small_orders_add_up_exactly(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org"])
+    data = tracked_mailing(api, ["ann@example.org"])
     mid = data["mailing"]["id"]
     send(api, ctx, mid)
     for i in range(30):
@@ -137,7 +144,7 @@ def test_the_opened_basis_credits_only_customers_who_opened_before_ordering(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org", "bob@example.org"], conversion={"basis": "opened"})
+    data = tracked_mailing(api, ["ann@example.org", "bob@example.org"], conversion={"basis": "opened"})
     mid = data["mailing"]["id"]
     start = ctx.now()
     at(ctx, start)
@@ -156,7 +163,7 @@ def test_the_opened_basis_credits_only_customers_who_opened_before_ordering(
 def test_a_repeated_order_is_a_conflict_and_changes_nothing(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org"])
+    data = tracked_mailing(api, ["ann@example.org"])
     mid = data["mailing"]["id"]
     send(api, ctx, mid)
     when = ctx.now() + timedelta(hours=1)
@@ -174,7 +181,7 @@ def test_a_repeated_order_is_a_conflict_and_changes_nothing(make_ctx, api_for, s
 def test_an_order_of_an_unknown_customer_or_with_a_bad_total_is_refused(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    seed(api, ["ann@example.org"])
+    tracked_mailing(api, ["ann@example.org"])
     when = ctx.now().isoformat()
 
     unknown = order(api, "X", "nobody@example.org", "1.00", ctx.now(), expect=422)
@@ -195,7 +202,7 @@ def test_an_order_of_an_unknown_customer_or_with_a_bad_total_is_refused(make_ctx
 def test_an_orders_csv_keeps_good_lines_and_reports_each_bad_one(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org", "bob@example.org"])
+    data = tracked_mailing(api, ["ann@example.org", "bob@example.org"])
     mid = data["mailing"]["id"]
     send(api, ctx, mid)
     order(api, "EXISTING", "bob@example.org", "1.00", ctx.now() + timedelta(hours=1))

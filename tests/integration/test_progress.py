@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.integration.test_sending import seed
+from tests.builders import draft_mailing, numbered
 from tidings.domain.mailings import Progress
 from tidings.services.sending import make_worker
 from tidings.store import mailings as store
@@ -44,7 +44,8 @@ def test_progress_equals_counting_every_message_while_sending(make_ctx, api_for,
     smtp_server.handler.reject["c017@example.org"] = "550 5.7.1 Refused"
     ctx = make_ctx(smtp_url=smtp_server.url, package_size=7, send_group=3, smtp_connections=2)
     api = api_for(ctx)
-    data = seed(api, 30, extra=[{"email": "gone@example.org", "email_status": "unsubscribed"}])
+    gone = {"email": "gone@example.org", "email_status": "unsubscribed"}
+    data = draft_mailing(api, numbered(30), extra=[gone])
     mid = data["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
 
@@ -73,7 +74,7 @@ def test_a_late_result_after_a_takeover_still_counts(make_ctx, api_for, smtp_ser
     clock["now"] = base
     ctx.clock = lambda: clock["now"]
     api = api_for(ctx)
-    data = seed(api, 12)
+    data = draft_mailing(api, numbered(12))
     mid = data["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
 

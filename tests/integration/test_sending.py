@@ -9,25 +9,10 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from tests.builders import draft_mailing, numbered
 from tests.smtpserver import SmtpServer, free_port
 from tidings.services.sending import make_worker, start_due
 from tidings.store.tables import messages, suppressions
-
-HTML = '<p>Hello {{ customer.first_name }}</p><p><a href="https://shop.example.com/x">Shop</a></p>' \
-       '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
-
-
-def seed(api, n: int = 12, *, extra: list[dict] | None = None) -> dict:
-    people = [{"email": f"c{i:03d}@example.org", "first_name": f"N{i}"} for i in range(n)]
-    ids = api.ok("POST", "/customers", {"customers": people + (extra or [])}, status=201)["ids"]
-    segment = api.ok("POST", "/segments", {"name": "all", "rules": {}}, status=201)
-    template = api.ok("POST", "/templates", {"name": "t", "channel": "email",
-                                             "subject": "Hi {{ customer.first_name }}",
-                                             "html": HTML}, status=201)
-    mailing = api.ok("POST", "/mailings", {"name": "Autumn", "segment_id": segment["id"],
-                                           "template_id": template["id"],
-                                           "from_email": "news@shop.example.com"}, status=201)
-    return {"ids": ids, "segment": segment, "template": template, "mailing": mailing}
 
 
 def in_flight(ctx) -> int:
@@ -43,7 +28,7 @@ def assert_once_each(server: SmtpServer) -> None:
 def test_send_now_delivers_every_reachable_customer_exactly_once(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, 10, extra=[
+    data = draft_mailing(api, numbered(10), extra=[
         {"email": "gone@example.org", "email_status": "unsubscribed"},
         {"email": "bounced@example.org", "email_status": "bounced"},
         {"external_id": "no-email", "first_name": "Phone only", "phone": "+37120000000"},
@@ -78,7 +63,7 @@ def test_a_server_without_pipelining_gets_one_command_at_a_time(make_ctx, api_fo
     smtp_server.handler.reject["c001@example.org"] = "550 5.1.1 No such user"
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    mid = seed(api, 4)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(4))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     make_worker(ctx).run_until_idle()
     done = api.ok("GET", f"/mailings/{mid}")
@@ -92,7 +77,7 @@ def test_a_link_broken_after_the_body_leaves_that_message_unknown_and_never_rese
     smtp_server.handler.drop_after.add("c002@example.org")
     ctx = make_ctx(smtp_url=smtp_server.url, smtp_connections=1, smtp_retry_for=30)
     api = api_for(ctx)
-    mid = seed(api, 6)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(6))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     make_worker(ctx).run_until_idle()
     done = api.ok("GET", f"/mailings/{mid}")
@@ -107,7 +92,7 @@ def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url, package_size=5, send_group=2, smtp_connections=1)
     api = api_for(ctx)
-    mid = seed(api, 12)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(12))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     smtp_server.handler.gate.clear()  # hold the first group at the server
     worker = make_worker(ctx)
@@ -143,7 +128,7 @@ def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
 def test_cancel_with_no_package_in_flight_shows_canceled_at_once(make_ctx, api_for):
     ctx = make_ctx(package_size=5)
     api = api_for(ctx)
-    mid = seed(api, 12)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(12))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
 
     canceled = api.ok("POST", f"/mailings/{mid}/cancel")
@@ -157,7 +142,7 @@ def test_canceled_shows_only_after_every_message_of_the_package_in_flight_is_cou
 ):
     ctx = make_ctx(smtp_url=smtp_server.url, package_size=6, send_group=2, smtp_connections=1)
     api = api_for(ctx)
-    mid = seed(api, 12)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(12))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     smtp_server.handler.gate.clear()
     thread = threading.Thread(target=make_worker(ctx).run_until_idle)
@@ -187,7 +172,7 @@ def test_a_server_that_is_down_interrupts_with_technical_error_and_resume_comple
     port = free_port()
     ctx = make_ctx(smtp_url=f"smtp://127.0.0.1:{port}", smtp_retry_for=0, package_size=4)
     api = api_for(ctx)
-    mid = seed(api, 9)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(9))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     make_worker(ctx).run_until_idle()
 
@@ -212,7 +197,7 @@ def test_a_server_that_comes_back_within_the_retry_window_causes_no_interruption
     port = free_port()
     ctx = make_ctx(smtp_url=f"smtp://127.0.0.1:{port}", smtp_retry_for=30)
     api = api_for(ctx)
-    mid = seed(api, 4)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(4))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     server = SmtpServer(port=port)
     timer = threading.Timer(1.0, server.start)
@@ -230,7 +215,7 @@ def test_quota_runs_out_and_a_topup_resumes(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url, package_size=5)
     api = api_for(ctx)
     assert api.ok("GET", "/quota")["email"]["balance"] is None
-    mid = seed(api, 12)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(12))["mailing"]["id"]
     api.ok("POST", "/quota/topup", {"channel": "email", "amount": 6})
     api.ok("POST", f"/mailings/{mid}/send")
     make_worker(ctx).run_until_idle()
@@ -269,7 +254,7 @@ def test_mass_rejections_interrupt_for_reputation_and_only_an_admin_resumes(
     ctx = make_ctx(smtp_url=smtp_server.url, reputation_min_sample=5, max_bounce_rate=0.05,
                    send_group=5, package_size=100)
     api = api_for(ctx)
-    mid = seed(api, 20)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(20))["mailing"]["id"]
     for i in range(10):
         smtp_server.handler.reject[f"c{i:03d}@example.org"] = "550 5.1.1 No such user"
     api.ok("POST", f"/mailings/{mid}/send")
@@ -303,7 +288,7 @@ def test_mass_rejections_interrupt_for_reputation_and_only_an_admin_resumes(
 def test_scheduled_mailing_locks_five_minutes_before_and_cancel_returns_it_to_draft(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    mid = seed(api, 3)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(3))["mailing"]["id"]
     soon = (ctx.now() + timedelta(minutes=10)).isoformat()
     scheduled = api.ok("POST", f"/mailings/{mid}/schedule", {"send_at": soon})
     assert scheduled["status"] == "scheduled"
@@ -323,7 +308,7 @@ def test_scheduled_mailing_locks_five_minutes_before_and_cancel_returns_it_to_dr
 def test_scheduling_in_the_past_or_without_offset_is_refused(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    mid = seed(api, 1)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(1))["mailing"]["id"]
     past = (ctx.now() - timedelta(minutes=1)).isoformat()
     err = api.post(f"/mailings/{mid}/schedule", {"send_at": past}, expect=422).json()["error"]
     assert err["code"] == "invalid_input" and "past" in err["message"]
@@ -335,7 +320,7 @@ def test_scheduling_in_the_past_or_without_offset_is_refused(make_ctx, api_for):
 def test_the_scheduler_starts_a_due_mailing_once_even_with_several_workers(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    mid = seed(api, 5)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(5))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/schedule", {"send_at": (ctx.now() + timedelta(minutes=6)).isoformat()})
     assert start_due(ctx) == 0  # not yet
 
@@ -358,7 +343,7 @@ def test_the_scheduler_starts_a_due_mailing_once_even_with_several_workers(make_
 def test_no_editing_once_sending_started_and_copy_makes_a_new_draft(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    mid = seed(api, 2)["mailing"]["id"]
+    mid = draft_mailing(api, numbered(2))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     locked = api.request("PATCH", f"/mailings/{mid}", 409, json={"name": "x"}).json()["error"]
     assert locked["code"] == "mailing_locked"
@@ -372,7 +357,7 @@ def test_no_editing_once_sending_started_and_copy_makes_a_new_draft(make_ctx, ap
 def test_delete_takes_drafts_only(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    data = seed(api, 2)
+    data = draft_mailing(api, numbered(2))
     mid = data["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
     refused = api.request("DELETE", f"/mailings/{mid}", 409).json()["error"]
@@ -398,8 +383,9 @@ def test_unknown_ids_and_missing_tokens_get_the_error_envelope(make_ctx, api_for
 def test_send_now_and_schedule_are_refused_when_nobody_can_receive_the_mailing(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    mid = seed(api, 0, extra=[{"email": "gone@example.org", "email_status": "unsubscribed"},
-                              {"external_id": "phone-only", "phone": "+37120000000"}])["mailing"]["id"]
+    nobody = [{"email": "gone@example.org", "email_status": "unsubscribed"},
+              {"external_id": "phone-only", "phone": "+37120000000"}]
+    mid = draft_mailing(api, [], extra=nobody)["mailing"]["id"]
 
     refused = api.request("POST", f"/mailings/{mid}/send", 409).json()["error"]
     assert refused["code"] == "empty_audience" and "Nobody" in refused["message"]
@@ -415,7 +401,7 @@ def test_send_now_and_schedule_are_refused_when_nobody_can_receive_the_mailing(m
 def test_a_scheduled_mailing_whose_audience_emptied_returns_to_draft_saying_why(make_ctx, api_for):
     ctx = make_ctx()
     api = api_for(ctx)
-    data = seed(api, 1)
+    data = draft_mailing(api, numbered(1))
     mid = data["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/schedule",
            {"send_at": (ctx.now() + timedelta(minutes=10)).isoformat()})

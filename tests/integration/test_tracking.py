@@ -5,89 +5,25 @@ app's test client, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from tests.smtpserver import Received, SmtpServer
+from tests.builders import (
+    BASE,
+    MIMECAST,
+    links_of,
+    mail_to,
+    send,
+    stats,
+    tracked_mailing,
+    visit,
+)
+from tests.smtpserver import Received
 from tidings.domain.tracking import sign_click, sign_message_token
-from tidings.services.sending import make_worker
 from tidings.store.tables import customers, messages
 
-BASE = "http://tidings.test"
-HTML = ('<p>Hello {{ customer.first_name }}</p>'
-        '<p><a href="https://shop.example.com/sale?color=red#top">Sale</a> '
-        '<a href="https://shop.example.com/new">New</a></p>'
-        '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>')
 GIF_MAGIC = b"GIF89a"
-MIMECAST = "Mimecast-URL-Protect/1.0"
-
-
-# -- helpers shared with test_chains and test_orders ----------------------------------
-
-
-def make_template(api: Any, name: str = "t", html: str = HTML, subject: str = "Hi") -> int:
-    body = {"name": name, "channel": "email", "subject": subject, "html": html}
-    return api.ok("POST", "/templates", body, status=201)["id"]
-
-
-def seed(api: Any, emails: list[str], *, conversion: dict[str, Any] | None = None,
-         name: str = "Spring", html: str = HTML) -> dict[str, Any]:
-    """Customers with these addresses (first names N0, N1, ...), a segment of
-    everyone, a template and a draft mailing."""
-    people = [{"email": e, "first_name": f"N{i}"} for i, e in enumerate(emails)]
-    ids = api.ok("POST", "/customers", {"customers": people}, status=201)["ids"]
-    segment = api.ok("POST", "/segments", {"name": "all", "rules": {}}, status=201)
-    body: dict[str, Any] = {"name": name, "segment_id": segment["id"],
-                            "template_id": make_template(api, html=html),
-                            "from_email": "news@shop.example.com"}
-    if conversion is not None:
-        body["conversion"] = conversion
-    mailing = api.ok("POST", "/mailings", body, status=201)
-    return {"customers": dict(zip(emails, ids, strict=True)), "segment": segment,
-            "mailing": mailing}
-
-
-def send(api: Any, ctx: Any, mailing_id: int) -> None:
-    api.ok("POST", f"/mailings/{mailing_id}/send")
-    make_worker(ctx).run_until_idle()
-
-
-@dataclass(frozen=True)
-class Links:
-    pixel: str
-    clicks: list[str]
-    unsubscribe: str
-    list_unsubscribe: str
-
-
-def mail_to(server: SmtpServer, address: str, mailing_id: int) -> Received:
-    found = [m for m in server.messages
-             if m.rcpt == address and m.message["X-Tidings-Mailing"] == str(mailing_id)]
-    assert len(found) == 1, f"{len(found)} messages of mailing {mailing_id} to {address}"
-    return found[0]
-
-
-def links_of(received: Received) -> Links:
-    """The tracking URLs in a delivered message, in the order they appear."""
-    html = received.message.get_body(("html",)).get_content()
-    pixels = re.findall(rf"{re.escape(BASE)}/t/o/[A-Za-z0-9_-]+", html)
-    clicks = re.findall(rf"{re.escape(BASE)}/t/c/[A-Za-z0-9_-]+", html)
-    unsubscribe = re.findall(rf"{re.escape(BASE)}/u/[A-Za-z0-9_-]+", html)
-    assert len(pixels) == 1 and len(unsubscribe) == 1
-    return Links(pixel=pixels[0], clicks=clicks, unsubscribe=unsubscribe[0],
-                 list_unsubscribe=received.message["List-Unsubscribe"].strip("<>"))
-
-
-def visit(api: Any, url: str, method: str = "GET", **kw: Any) -> Any:
-    """Fetch one of our public URLs like a mail client: no token, no redirects followed."""
-    assert url.startswith(BASE), url
-    return api.client.request(method, url.removeprefix(BASE), follow_redirects=False, **kw)
-
-
-def stats(api: Any, mailing_id: int) -> dict[str, Any]:
-    return api.ok("GET", f"/mailings/{mailing_id}/stats")
 
 
 def engagement(stats_: dict[str, Any]) -> dict[str, int]:
@@ -109,7 +45,7 @@ def test_the_open_pixel_is_an_uncached_gif_and_counts_one_open_per_message(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org", "bob@example.org"])
+    data = tracked_mailing(api, ["ann@example.org", "bob@example.org"])
     mid = data["mailing"]["id"]
     send(api, ctx, mid)
     pixel = links_of(mail_to(smtp_server, "ann@example.org", mid)).pixel
@@ -133,7 +69,7 @@ def test_a_click_redirects_with_the_mailings_utm_tags_and_also_counts_as_an_open
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org", "bob@example.org"], name="Spring Sale!")
+    data = tracked_mailing(api, ["ann@example.org", "bob@example.org"], name="Spring Sale!")
     mid = data["mailing"]["id"]
     send(api, ctx, mid)
     sale, new = links_of(mail_to(smtp_server, "ann@example.org", mid)).clicks
@@ -160,7 +96,7 @@ def test_utm_tags_of_the_mailing_are_merged_without_overwriting_the_links_own(
     html = '<a href="https://shop.example.com/p?utm_source=partner&size=9">P</a>'
     utm = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "may.2024",
            "utm_content": "hero"}
-    mid = seed(api, ["ann@example.org"], html=html, conversion={"utm": utm})["mailing"]["id"]
+    mid = tracked_mailing(api, ["ann@example.org"], html=html, conversion={"utm": utm})["mailing"]["id"]
     send(api, ctx, mid)
     (link,) = links_of_html_only(mail_to(smtp_server, "ann@example.org", mid))
 
@@ -177,7 +113,7 @@ def links_of_html_only(received: Received) -> list[str]:
 def test_with_utm_off_a_click_goes_to_the_link_as_written(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    mid = seed(api, ["ann@example.org"], conversion={"utm": {"enabled": False}})["mailing"]["id"]
+    mid = tracked_mailing(api, ["ann@example.org"], conversion={"utm": {"enabled": False}})["mailing"]["id"]
     send(api, ctx, mid)
     sale = links_of(mail_to(smtp_server, "ann@example.org", mid)).clicks[0]
 
@@ -189,7 +125,7 @@ def test_a_tampered_or_foreign_token_gets_a_404_page_never_a_redirect(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org"])
+    data = tracked_mailing(api, ["ann@example.org"])
     mid = data["mailing"]["id"]
     send(api, ctx, mid)
     links = links_of(mail_to(smtp_server, "ann@example.org", mid))
@@ -213,7 +149,7 @@ def test_a_tampered_or_foreign_token_gets_a_404_page_never_a_redirect(
 def test_scanners_and_head_requests_are_answered_but_count_nothing(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    mid = seed(api, ["ann@example.org"])["mailing"]["id"]
+    mid = tracked_mailing(api, ["ann@example.org"])["mailing"]["id"]
     send(api, ctx, mid)
     links = links_of(mail_to(smtp_server, "ann@example.org", mid))
     scanner = {"User-Agent": MIMECAST}
@@ -245,7 +181,7 @@ def test_the_unsubscribe_link_asks_first_and_its_form_unsubscribes_at_once(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org", "bob@example.org"])
+    data = tracked_mailing(api, ["ann@example.org", "bob@example.org"])
     mid, ann = data["mailing"]["id"], data["customers"]["ann@example.org"]
     send(api, ctx, mid)
     link = links_of(mail_to(smtp_server, "ann@example.org", mid)).unsubscribe
@@ -268,7 +204,7 @@ def test_one_click_unsubscribe_from_the_header_needs_no_login_and_counts_once(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    data = seed(api, ["ann@example.org", "bob@example.org"])
+    data = tracked_mailing(api, ["ann@example.org", "bob@example.org"])
     mid, ann = data["mailing"]["id"], data["customers"]["ann@example.org"]
     send(api, ctx, mid)
     received = mail_to(smtp_server, "ann@example.org", mid)
@@ -297,7 +233,7 @@ def test_a_test_send_delivers_one_message_that_is_not_counted_and_uses_no_quota(
 ):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    mid = seed(api, ["ann@example.org"])["mailing"]["id"]
+    mid = tracked_mailing(api, ["ann@example.org"])["mailing"]["id"]
     api.ok("POST", "/quota/topup", {"channel": "email", "amount": 3})
 
     result = api.ok("POST", f"/mailings/{mid}/test", {"email": "QA@Example.org"})
@@ -323,7 +259,7 @@ def test_a_test_send_delivers_one_message_that_is_not_counted_and_uses_no_quota(
 def test_a_test_send_to_a_customer_is_personalised_for_them(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    mid = seed(api, ["ann@example.org"])["mailing"]["id"]
+    mid = tracked_mailing(api, ["ann@example.org"])["mailing"]["id"]
 
     api.ok("POST", f"/mailings/{mid}/test", {"email": "ann@example.org"})
 
@@ -334,7 +270,7 @@ def test_a_test_send_to_a_customer_is_personalised_for_them(make_ctx, api_for, s
 def test_a_test_send_needs_a_valid_address_and_reports_a_refusal(make_ctx, api_for, smtp_server):
     ctx = make_ctx(smtp_url=smtp_server.url)
     api = api_for(ctx)
-    mid = seed(api, ["ann@example.org"])["mailing"]["id"]
+    mid = tracked_mailing(api, ["ann@example.org"])["mailing"]["id"]
     smtp_server.handler.reject["nobody@example.org"] = "550 5.1.1 No such user"
 
     missing = api.post(f"/mailings/{mid}/test", {}, expect=422).json()["error"]
