@@ -8,6 +8,7 @@ import pytest
 from starlette.datastructures import FormData
 
 from tidings.domain.segments import parse_rules
+from tidings.domain.templates import compile_email
 from tidings.errors import InvalidInput
 from tidings.web import rules_form, wording
 from tidings.web.rules_form import Builder, Row
@@ -109,3 +110,15 @@ def test_a_rule_error_names_the_condition_and_field_as_the_builder_shows_them(
 def test_unreadable_json_names_the_line() -> None:
     with pytest.raises(InvalidInput, match=r"not valid JSON.*line 2"):
         rules_form.rules_of(Builder(mode="json", json_text='{\n  "all": [,]}'))
+
+
+@pytest.mark.parametrize(("html", "said"), [
+    ("{% if customer.first_name %}", "The HTML has a syntax error on line 1: "),
+    ("<p>{{ customer._secret }}</p>", "The HTML uses '_secret' on line 1; "),
+    ("<style>p { color: {{ c }} }</style><p>x</p>", "The HTML has a Jinja tag inside <style> "),
+])
+def test_a_template_error_names_the_part_as_the_editor_labels_it(html: str, said: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        compile_email(subject="Hi", html=html, text=None)
+    assert caught.value.message.startswith("The html template")  # the API's words stay the API's
+    assert wording.say(caught.value).startswith(said)

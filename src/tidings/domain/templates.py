@@ -30,14 +30,13 @@ Pure: standard library, ``jinja2`` and ``css_inline``.
 
 from __future__ import annotations
 
-import functools
 import html as htmllib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 from urllib.parse import unquote_plus, urlencode
 
 import css_inline
@@ -121,34 +120,6 @@ _TEXT_ENV = _environment(autoescape=False)
 # Both environments have the same default globals (range, dict, ...).
 _GLOBALS: dict[str, Any] = dict(_TEXT_ENV.globals)
 _REFUSED_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
-
-
-#: The template editor's names of the fields ("The HTML has ...", not "The html template has ...").
-_PARTS = {"subject": "subject", "html": "HTML", "text": "text"}
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _worded(exc: InvalidInput) -> InvalidInput:
-    """``exc`` with a ``manager_message`` naming the field as the template editor does."""
-    if exc.field in _PARTS and exc.manager_message == exc.message:
-        exc.manager_message = re.sub(rf"\b([Tt]he) {exc.field} template",
-                                     rf"\1 {_PARTS[exc.field]}", exc.message, count=1)
-    return exc
-
-
-def _worded_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``func`` raising its :class:`InvalidInput` through :func:`_worded`."""
-
-    @functools.wraps(func)
-    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return func(*args, **kwargs)
-        except InvalidInput as exc:
-            _worded(exc)
-            raise
-
-    return call
 
 
 def _refuse_unsafe(ast: nodes.Template, field: str) -> None:
@@ -818,16 +789,16 @@ def _run(template: jinja2.Template, parent: dict[str, Any]) -> str:
 
 def _render_error(field: str, exc: Exception) -> InvalidInput:
     if isinstance(exc, SecurityError):
-        return _worded(InvalidInput(
+        return InvalidInput(
             f"The {field} template tried something unsafe: {exc}",
             code="unsafe_template",
             field=field,
-        ))
-    return _worded(InvalidInput(
+        )
+    return InvalidInput(
         f"The {field} template could not be rendered: {exc}",
         code="template_render_error",
         field=field,
-    ))
+    )
 
 
 def _one_line(subject: str) -> str:
@@ -999,7 +970,6 @@ def _inline_css(source: str) -> tuple[str, _Protected | None]:
     return result, _Protected(html=inlined, originals=protected.originals, styles=protected.styles)
 
 
-@_worded_errors
 def compile_email(*, subject: str, html: str, text: str | None) -> CompiledEmail:
     """Compile an email template once for many messages.
 
@@ -1067,7 +1037,6 @@ def compile_email(*, subject: str, html: str, text: str | None) -> CompiledEmail
     )
 
 
-@_worded_errors
 def compile_sms(*, text: str) -> CompiledSms:
     """Compile an SMS template (no escaping). Raises like :func:`compile_email`."""
     return CompiledSms(template=_compile(_TEXT_ENV, text, "text"), source=text)
