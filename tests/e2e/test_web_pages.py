@@ -68,7 +68,7 @@ def text_of(html: str) -> str:
 
 def draft_mailing(ctx: Context) -> dict[str, Any]:
     """A draft email mailing to everyone (one customer), ready to send."""
-    audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
+    audience.upsert_customer(ctx, {"email": "ann@example.org", "first_name": "Ann"})
     segment = audience.create_segment(ctx, {"name": "All", "rules": {}})
     template = content.create_template(ctx, {"name": "T", "channel": "email", "subject": "S",
                                              "html": "<p>Hi</p>"})
@@ -219,7 +219,7 @@ def test_a_schedule_without_a_time_zone_offset_is_given_one(client: TestClient, 
 def test_the_live_preview_renders_unsaved_fields_for_a_customer_given_by_email(
         client: TestClient, ctx: Context) -> None:
     token = sign_in(client, ctx)
-    audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
+    audience.upsert_customer(ctx, {"email": "ann@example.org", "first_name": "Ann"})
     fields = {"channel": "email", "subject": "Hi {{ customer.first_name }}", "html": "<p>x</p>",
               "text": "", "csrf_token": token}
 
@@ -236,7 +236,7 @@ def test_the_live_preview_renders_unsaved_fields_for_a_customer_given_by_email(
 def test_a_test_send_from_the_template_editor_arrives_at_the_smtp_server(
         make_ctx, smtp_server) -> None:  # type: ignore[no-untyped-def]
     ctx = make_ctx(smtp_url=smtp_server.url)
-    audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
+    audience.upsert_customer(ctx, {"email": "ann@example.org", "first_name": "Ann"})
     template = content.create_template(ctx, {"name": "Welcome", "channel": "email",
                                              "subject": "Hi {{ customer.first_name }}",
                                              "html": "<p>Hello {{ customer.first_name }}</p>"})
