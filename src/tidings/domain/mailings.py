@@ -105,7 +105,8 @@ def check_schedulable(*, status: MailingStatus, send_at: datetime, now: datetime
     if send_at.tzinfo is None:
         raise InvalidInput("send_at must carry a timezone offset.", field="send_at")
     if send_at <= now:
-        raise InvalidInput("send_at is in the past; choose a future time.", field="send_at")
+        raise InvalidInput("send_at is in the past; choose a future time.", field="send_at",
+                           manager_message="That time is in the past; choose a future time.")
     next_status(status, A.SCHEDULE)
 
 
@@ -210,6 +211,7 @@ def normalize_conversion(
         raise InvalidInput(
             "conversion.window_days must be a whole number of days from 1 to 365.",
             field="conversion.window_days",
+            manager_message="Count orders placed within 1 to 365 days of the message.",
         )
     basis = value.get("basis", "received")
     if basis not in BASES:

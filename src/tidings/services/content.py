@@ -40,7 +40,8 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
         if not (values.get("subject") or "").strip():
             raise InvalidInput("An email template needs a subject.", field="subject")
         if not (values.get("html") or "").strip() and not (values.get("text") or "").strip():
-            raise InvalidInput("An email template needs html or text.", field="html")
+            raise InvalidInput("An email template needs html or text.", field="html",
+                               manager_message="An email template needs HTML or a plain-text part.")
         compile_email(subject=values["subject"], html=values.get("html") or "", text=values.get("text"))
     elif channel == "sms":
         if not (values.get("text") or "").strip():
@@ -184,7 +185,8 @@ def topup(ctx: Context, *, channel: str, amount: Any, actor: Actor) -> dict[str,
     if channel not in ("email", "sms"):
         raise InvalidInput("channel must be email or sms.", field="channel")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        raise InvalidInput("amount must be a positive whole number.", field="amount")
+        raise InvalidInput("amount must be a positive whole number.", field="amount",
+                           manager_message="Give a whole number of messages, 1 or more.")
     with ctx.tx() as conn:
         auth_store.topup(conn, channel, amount)
     return get_quota(ctx)

@@ -298,7 +298,7 @@ def send_test_message(ctx: Context, *, mailing: dict[str, Any], to: str, custome
     try:
         address = validate_email(to.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise InvalidInput(f"{field}: {exc}", field=field) from None
+        raise InvalidInput(f"{field}: {exc}", field=field, manager_message=str(exc)) from None
     secret = ctx.secret  # read outside the transaction (it may be stored on first use)
     with ctx.read() as conn:
         renderer = renderer_for(conn, mailing, secret=secret, public_url=ctx.settings.public_url)

@@ -20,6 +20,9 @@ from tidings.store import mailings as store
 EDITABLE = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
             "conversion", "delay_hours", "condition")
 CHANNELS = ("email", "sms")
+#: How the web UI's messages name a channel or a missing field (``manager_message``).
+_WORDS = {"email": "email", "sms": "SMS", "segment_id": "a segment", "template_id": "a template",
+          "from_email": "a From address"}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -124,7 +127,8 @@ def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: str) -> No
         if tpl_channel != channel:
             raise InvalidInput(
                 f"Template {values['template_id']} is for {tpl_channel}, the mailing is {channel}.",
-                field="template_id",
+                field="template_id", manager_message=f"That template is for {_WORDS[tpl_channel]}, "
+                f"and this mailing is {_WORDS[channel]}: choose an {_WORDS[channel]} template.",
             )
 
 
@@ -135,13 +139,14 @@ def _clean(values: dict[str, Any], *, name: str, channel: str) -> dict[str, Any]
             try:
                 out[key] = validate_email(out[key], check_deliverability=False).normalized
             except EmailNotValidError as exc:
-                raise InvalidInput(f"{key}: {exc}", field=key) from None
+                raise InvalidInput(f"{key}: {exc}", field=key, manager_message=str(exc)) from None
     if "conversion" in out or "name" in out:
         out["conversion"] = rules.normalize_conversion(out.get("conversion"), name=name, channel=channel)
     if out.get("condition") is not None and out["condition"] not in rules.CONDITIONS:
         raise InvalidInput(f"condition must be one of {', '.join(rules.CONDITIONS)}.", field="condition")
     if out.get("delay_hours") is not None and not 0 <= float(out["delay_hours"]) <= 24 * 365:
-        raise InvalidInput("delay_hours must be between 0 and 8760.", field="delay_hours")
+        raise InvalidInput("delay_hours must be between 0 and 8760.", field="delay_hours",
+                           manager_message="The delay is a number of hours from 0 to 8,760 (a year).")
     return out
 
 
@@ -217,7 +222,9 @@ def check_ready(conn: sa.Connection, ctx: Context, row: dict[str, Any]) -> None:
         missing.append("from_email")
     if missing:
         raise InvalidInput(f"The mailing is not ready to send: set {', '.join(missing)} first.",
-                           code="mailing_incomplete", field=missing[0])
+                           code="mailing_incomplete", field=missing[0],
+                           manager_message="It is not ready to send: choose "
+                           f"{' and '.join(_WORDS[f] for f in missing)} first.")
     if row["channel"] == "email":
         check_sending_domain(conn, ctx, row["from_email"])
 
@@ -233,13 +240,14 @@ def check_sending_domain(conn: sa.Connection, ctx: Context, from_email: str) -> 
     if verified:
         return
     if verified is None:
-        state = ("not set up: add it on the Domains page (or POST /api/v1/domains), publish "
-                 "the SPF, DKIM and DMARC records it gives, then verify it.")
+        state, api = ("not set up: add it on the Domains page{}, publish the SPF, DKIM and DMARC "
+                      "records it gives, then verify it."), " (or POST /api/v1/domains)"
     else:
-        state = ("not verified yet: the Domains page (or GET /api/v1/domains) shows the SPF, "
-                 "DKIM and DMARC records to publish; publish them, then verify it.")
-    raise Conflict(f"Mail can only go out from a verified sending domain, and {domain} is {state}",
-                   code="domain_not_verified")
+        state, api = ("not verified yet: the Domains page{} shows the SPF, DKIM and DMARC "
+                      "records to publish; publish them, then verify it."), " (or GET /api/v1/domains)"
+    text = f"Mail can only go out from a verified sending domain, and {domain} is "
+    raise Conflict(text + state.format(api), code="domain_not_verified",
+                   manager_message=text + state.format(""))
 
 
 def start(ctx: Context, conn: sa.Connection, row: dict[str, Any], action: Action) -> None:
@@ -434,7 +442,8 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     if data.get("template_id") is None:
-        raise InvalidInput("A step needs a template_id.", field="template_id")
+        raise InvalidInput("A step needs a template_id.", field="template_id",
+                           manager_message="Choose a template for the step.")
     now = ctx.now()
     with ctx.tx() as conn:
         row = _load(conn, mailing_id)
