@@ -241,8 +241,9 @@ def parse_customers_csv(
 ) -> CsvResult:
     """Parse a CSV file of customers.
 
-    ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else the
-    guess of ``charset_normalizer`` (cp1251, latin-1, ...). ``delimiter``
+    ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else
+    the most plausible of ``charset_normalizer``'s decodings, cp1252 winning a
+    tie (see :func:`tidings.domain.csvfiles.read_csv`). ``delimiter``
     defaults to detection among ``, ; TAB |``. Header names are matched to
     :data:`CSV_COLUMNS` ignoring case, surrounding blanks, and spaces or dashes
     standing for ``_``; other columns become attributes under their header as
