@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from tidings.domain.attributes import NUMERIC_TEXT, typed_value
 from tidings.domain.segments import ATTRIBUTE_PREFIX, FIELDS, FieldType
 from tidings.errors import InvalidInput
 
@@ -36,7 +37,6 @@ OPERATORS: dict[str, str] = {
     "contains": "contains", "exists": "is present (yes or no)",
 }
 MATCHES = {"all": "all of", "any": "any of", "none": "none of"}
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _ROW_PATH = re.compile(r"^rules(?:\.not)?\.(?:all|any)\[(\d+)\]")
 _RULE_PATH = re.compile(r"^rules(?:\.(?:all|any|not)(?:\[\d+\])?)*$")
 # Pieces of parse_rules' messages that name the rule JSON, and their builder words.
@@ -133,19 +133,23 @@ def _typed(field: str, op: str, text: str) -> Any:
     text = text.strip()
     if op == "exists":
         return text.lower() not in ("no", "false", "0", "n")
+    if op == "contains":  # a substring of text, whatever it looks like
+        return text
     if op == "in":
         return [_scalar(field, part) for part in text.split(",") if part.strip()]
     return _scalar(field, text)
 
 
 def _scalar(field: str, text: str) -> Any:
+    """An attribute's value typed by the one rule for typed text
+    (:func:`~tidings.domain.attributes.typed_value`); a number field's value
+    a number whenever it spells one; any other field's value text."""
     text = text.strip()
     kind = FIELDS.get(field)
-    if kind is FieldType.NUMBER or (kind is None and field.startswith(ATTRIBUTE_PREFIX)):
-        if _NUMBER.fullmatch(text):
-            return float(text) if "." in text else int(text)
-    if kind is None and text.lower() in ("true", "false"):
-        return text.lower() == "true"
+    if kind is None and field.startswith(ATTRIBUTE_PREFIX):
+        return typed_value(text)
+    if kind is FieldType.NUMBER and NUMERIC_TEXT.fullmatch(text):
+        return float(text) if "." in text else int(text)
     return text
 
 
