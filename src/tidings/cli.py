@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shlex
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
-from tidings.config import Settings
+from tidings.config import DEFAULT_HOST, DEFAULT_PORT, WILDCARD_HOSTS, Settings, address_url
 from tidings.errors import TidingsError
 
 TOKEN_FILE = Path("tidings-admin.token")
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a bad value is one line naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TIDINGS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise click.ClickException(problems) from None
 
 
-def _context(*, migrate: bool = True):  # type: ignore[no-untyped-def]
+def _context(*, migrate: bool = True, settings: Settings | None = None):  # type: ignore[no-untyped-def]
     from tidings.services.context import Context
 
-    return Context.create(_settings(), migrate_schema=migrate)
+    return Context.create(settings or _settings(), migrate_schema=migrate)
 
 
 def _logging() -> None:
@@ -37,33 +50,99 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--no-worker", is_flag=True, help="Serve the API and UI only; send from `tidings worker`.")
-def serve(host: str, port: int, no_worker: bool) -> None:
-    """HTTP API, web UI, scheduler and one sending worker; migrates the schema first."""
+@click.option("--demo", "with_demo", is_flag=True,
+              help="Seed demo data into a database without customers and send the demo mailing "
+                   "to the outbox (needs the file:// outbox).")
+def serve(host: str, port: int, no_worker: bool, with_demo: bool) -> None:
+    """HTTP API, web UI, scheduler and one sending worker; migrates the schema first.
+
+    It seeds and sends nothing on its own: demo data only with --demo.
+    The port is taken before anything else, so a busy port stops it at once."""
     import uvicorn
 
     from tidings.api.app import create_app
-    from tidings.services import demo
+    from tidings.services import demo, users
 
+    settings = _settings()
+    if with_demo:
+        try:
+            demo.check_sendable(settings)
+        except TidingsError as exc:
+            raise click.ClickException(f"--demo: {exc.message}") from None
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]  # the port chosen when --port 0
+    bound = address_url(host, port)
+    settings = settings.listening_on(host, port)
     _logging()
-    ctx = _context()
+    ctx = _context(settings=settings)
     token = ctx.settings.admin_token or _bootstrap_token(ctx)
-    if demo.is_empty(ctx):
-        summary = demo.seed(ctx, send=True)
-        click.echo(f"Seeded demo data: {summary}")
+    if with_demo:
+        if demo.is_empty(ctx):
+            click.echo(f"Seeded demo data: {demo.seed(ctx, send=True)}")
+        else:
+            click.echo("The database has customers already; --demo seeds nothing.")
     app = create_app(ctx, run_worker=not no_worker)
-    click.echo(f"Tidings is at http://{host}:{port}/  (API: /api/v1, OpenAPI: /openapi.json)")
-    if ctx.settings.smtp_url.startswith("file://"):
-        click.echo(f"Mail goes to the outbox folder {ctx.settings.smtp_url.removeprefix('file://')}/")
-    from tidings.services import users
-
+    click.echo(f"Tidings is at {bound}/  (API: /api/v1, OpenAPI: /openapi.json)")
+    if not settings.public_url_given and host in WILDCARD_HOSTS:
+        click.echo(f"Links in messages point at {settings.public_url} (this machine's name, as it "
+                   "listens on every address); set TIDINGS_PUBLIC_URL to the address recipients reach.")
+    elif settings.public_url_given and settings.public_url.lower() != bound.lower():
+        click.echo(f"Links in messages point at {settings.public_url} (TIDINGS_PUBLIC_URL), "
+                   f"not at {bound} where this server listens.")
+    if settings.smtp_url.startswith("file://"):
+        outbox = Path(settings.smtp_url.removeprefix("file://")).absolute()
+        click.echo(f"Mail goes to the outbox folder {outbox}/")
     if not users.list_users(ctx):
         click.echo("Nobody can sign in to the web UI yet; create a person with\n"
-                   "  .venv/bin/tidings user create --email you@example.com --password '...' --role admin")
-    click.echo(f"Admin API token: {token}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+                   f"  {_command_hint(settings)} user create --email you@example.com --role admin")
+    click.echo(f"Admin API token (kept in {TOKEN_FILE.absolute()}): {token}")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port``, for uvicorn to serve on; taken
+    before the schema is migrated so a busy port stops ``serve`` at once.
+    Raises :class:`click.ClickException` (one line) when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a port whose last server has just stopped can be used again.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is in use (is Tidings already running?); stop that or choose another --port"
+        elif exc.errno == errno.EACCES:
+            reason = "ports below 1024 need privileges; choose a --port above 1023"
+        else:
+            reason = exc.strerror or str(exc)
+        raise click.ClickException(f"Cannot listen on {host}:{port}: {reason}.") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _command_hint(settings: Settings) -> str:
+    """How to run ``tidings`` on this server's database from any directory: the
+    absolute path of this executable, with the database URL when it is a
+    SQLite file (a relative path would name another file elsewhere). Other
+    URLs may hold a password and are not printed."""
+    program = Path(sys.argv[0])
+    if program.name == "tidings" and program.exists():
+        command = shlex.quote(str(program.absolute()))
+    else:
+        command = f"{shlex.quote(sys.executable)} -m tidings.cli"
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        return f"TIDINGS_DATABASE_URL=... {command}"
+    if url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).absolute()))
+    return f"TIDINGS_DATABASE_URL={shlex.quote(url.render_as_string(hide_password=False))} {command}"
 
 
 def _bootstrap_token(ctx) -> str:  # type: ignore[no-untyped-def]
@@ -108,8 +187,14 @@ def worker(processes: int) -> None:
     for bounces and complaints (one per host, in the parent process)."""
     from tidings.services import feedback
 
+    settings = _settings()
+    if not settings.public_url_given:
+        # A worker listens nowhere, so it cannot know where `tidings serve` is reached.
+        click.echo(f"TIDINGS_PUBLIC_URL is not set: links in the messages this worker sends point "
+                   f"at {settings.public_url}. Set it to the address where tidings serve is "
+                   "reached, the same for every process.", err=True)
     _logging()
-    ctx = _context()  # migrates once, before any worker starts
+    ctx = _context(settings=settings)  # migrates once, before any worker starts
     listener = feedback.start_listener(ctx)
     try:
         if processes == 1:
@@ -177,9 +262,11 @@ def user() -> None:
 
 @user.command("create")
 @click.option("--email", required=True)
-@click.option("--password", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Asked for (hidden, twice) when not given, so it stays out of the shell history.")
 @click.option("--role", type=click.Choice(["admin", "manager"]), default="manager", show_default=True)
 def user_create(email: str, password: str, role: str) -> None:
+    """A person who signs in to the web UI with email and password."""
     from tidings.services import users
 
     try:
@@ -190,12 +277,22 @@ def user_create(email: str, password: str, role: str) -> None:
 
 
 @main.command()
-@click.option("--send", is_flag=True, help="Also send one demo mailing (to the outbox by default).")
+@click.option("--send", is_flag=True,
+              help="Also send a demo mailing to the demo customers; only to the file:// outbox.")
 def demo(send: bool) -> None:
-    """Seed demo customers, a segment, templates and a draft mailing."""
+    """Seed demo customers, segments, templates and a draft mailing.
+
+    Demo customers have addresses at demo.example.com, which no mail reaches;
+    --send is refused unless mail goes to the outbox (TIDINGS_SMTP_URL file://)."""
     from tidings.services import demo as demo_service
 
-    click.echo(f"Seeded: {demo_service.seed(_context(), send=send)}")
+    settings = _settings()
+    try:
+        if send:
+            demo_service.check_sendable(settings)
+        click.echo(f"Seeded: {demo_service.seed(_context(settings=settings), send=send)}")
+    except TidingsError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

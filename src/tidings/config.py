@@ -2,14 +2,32 @@
 
 Every setting is ``TIDINGS_<NAME>`` in the environment; a ``.env`` file in the
 working directory may add to it. See the README for the meaning of each.
+
+The public URL (the base of links placed in messages) is the one setting with
+a default that depends on how Tidings runs: unless ``TIDINGS_PUBLIC_URL`` is
+set, ``tidings serve`` makes it the address it listens on
+(:meth:`Settings.listening_on`), and a process that listens nowhere
+(``tidings worker``) keeps :data:`DEFAULT_PUBLIC_URL`, the address of
+``tidings serve`` with its default host and port.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tidings.domain.reputation import Limits
+
+#: ``tidings serve``'s default address, and the public URL of a process that listens nowhere.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_PUBLIC_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+#: Hosts that mean "every address of this machine": no link can point at them.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 class Settings(BaseSettings):
@@ -27,7 +45,9 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=30, gt=0)
     admin_token: str | None = None
     secret_key: str | None = None
-    public_url: str = "http://127.0.0.1:8000"
+    # Set or not is what matters (see the module docstring): read it through
+    # ``public_url_given`` and resolve it with ``listening_on``.
+    public_url: str = DEFAULT_PUBLIC_URL
     sms_url: str | None = None
     dns_server: str | None = None
     # What authorizes the sending host in the SPF record we advise: an IP address, a
@@ -51,3 +71,45 @@ class Settings(BaseSettings):
         """The reputation guard's limits."""
         return Limits(max_bounce_rate=self.max_bounce_rate, max_complaint_rate=self.max_complaint_rate,
                       min_sample=self.reputation_min_sample)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be the http:// or https:// address where people "
+                f"reach Tidings, e.g. https://news.shop.example; got {value!r}"
+            )
+        return value.strip().rstrip("/")
+
+    @property
+    def public_url_given(self) -> bool:
+        """Whether ``TIDINGS_PUBLIC_URL`` (or an argument) set the public URL."""
+        return "public_url" in self.model_fields_set
+
+    def listening_on(self, host: str, port: int) -> Settings:
+        """These settings for a server listening on ``host``:``port``: the public
+        URL is :func:`address_url` of it unless it was given."""
+        if self.public_url_given:
+            return self
+        return self.model_copy(update={"public_url": address_url(host, port)})
+
+
+def address_url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` for a server listening on ``host``:``port``.
+
+    A wildcard host (``0.0.0.0``, ``::``) is no address to link to; it stands
+    for this machine's name (``socket.getfqdn()``), or 127.0.0.1 when the
+    machine has no name but ``localhost``.
+    """
+    if host in WILDCARD_HOSTS:
+        name = socket.getfqdn()
+        host = DEFAULT_HOST if not name or name.startswith("localhost") else name
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass  # a name, not an address
+    return f"http://{host}:{port}"
+

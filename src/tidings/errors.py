@@ -4,6 +4,12 @@ Every error a caller can act on derives from :class:`TidingsError`; the API
 maps ``status`` and ``code`` to the contract's envelope
 ``{"error": {"code", "message"}}``.
 
+``message`` speaks the API's language (``send_at``, ``POST /api/v1/domains``).
+Where that differs from what a manager sees in the web UI, the raiser also
+gives ``manager_message``: the same error in the words of the page (a field's
+label, the Domains page). The web UI shows :attr:`TidingsError.manager_message`
+(which is ``message`` when none was given); the API never sends it.
+
     TidingsError
     ├── InvalidInput (422)            bad field, rule, template or CSV
     │   └── TemplateSyntaxError (422) names the line
@@ -25,8 +31,11 @@ class TidingsError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 manager_message: str | None = None) -> None:
         self.message = message or (self.__doc__ or self.code).strip()
+        #: The error as the web UI says it; ``message`` unless the raiser gave other words.
+        self.manager_message = manager_message or self.message
         if code is not None:
             self.code = code
         super().__init__(self.message)
@@ -39,10 +48,11 @@ class InvalidInput(TidingsError):
     code = "invalid_input"
 
     def __init__(
-        self, message: str | None = None, *, code: str | None = None, field: str | None = None
+        self, message: str | None = None, *, code: str | None = None, field: str | None = None,
+        manager_message: str | None = None,
     ) -> None:
         self.field = field
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, manager_message=manager_message)
 
 
 class TemplateSyntaxError(InvalidInput):
@@ -50,9 +60,10 @@ class TemplateSyntaxError(InvalidInput):
 
     code = "template_syntax_error"
 
-    def __init__(self, message: str, *, line: int | None, field: str | None = None) -> None:
+    def __init__(self, message: str, *, line: int | None, field: str | None = None,
+                 manager_message: str | None = None) -> None:
         self.line = line
-        super().__init__(message, field=field)
+        super().__init__(message, field=field, manager_message=manager_message)
 
 
 class NotFound(TidingsError):

@@ -98,7 +98,7 @@ def serve(sqlite_template: Path, tmp_path: Path) -> Iterator[Callable[..., Site]
     stops: list[Callable[[], None]] = []
 
     def start(*, with_user: bool = False, with_worker: bool = False, **overrides: Any) -> Site:
-        db = tmp_path / "tidings.db"
+        db = tmp_path / f"tidings-{len(stops)}.db"
         shutil.copy(sqlite_template, db)
         values: dict[str, Any] = {
             "database_url": f"sqlite:///{db}", "smtp_url": f"file://{tmp_path / 'outbox'}",
@@ -152,7 +152,7 @@ def sign_in(page: Page, site: Site, path: str = "/mailings") -> None:
     """Arrive signed in as an admin: the session cookie the sign-in form would set
     (the form itself, and its password hashing, are tested once, below)."""
     session = Session().signed_in(email=EMAIL, role="admin")
-    page.context.add_cookies([{"name": sessions.COOKIE, "url": site.url,
+    page.context.add_cookies([{"name": sessions.cookie_name(site.ctx.secret), "url": site.url,
                                "value": sessions.dump(session, site.ctx.secret)}])
     page.goto(site(path))
 
@@ -187,8 +187,18 @@ def row_of(page: Page, link: str) -> Any:
     return page.get_by_role("row").filter(has=page.get_by_role("link", name=link, exact=True))
 
 
-def schedule_button(page: Page) -> Any:
-    return page.locator("details.confirm[open]").get_by_role("button", name="Schedule")
+def button(page: Page, name: str) -> Any:
+    """The one button named exactly ``name``, as assistive technology finds it."""
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def dialog(page: Page, name: str) -> Any:
+    return page.get_by_role("dialog", name=name)
+
+
+def main_text(page: Page) -> str:
+    """What the page shows in its main part (hidden parts left out)."""
+    return str(page.locator("main").inner_text())
 
 
 def status_line(page: Page) -> Any:
@@ -278,10 +288,20 @@ def test_the_segment_builder_counts_the_audience_live(serve, page: Page) -> None
     second.get_by_label("Operator").select_option("gt")
     second.get_by_label("Field").select_option("orders_count")
     second.get_by_label("Value").fill("many")
-    expect(count.get_by_role("alert")).to_contain_text("needs a number")
+    expect(count.get_by_role("alert")).to_have_text(
+        'Condition 2: Number of orders needs a number, got "many"')
     second.get_by_label("Value").fill("0")
     expect(count).to_contain_text("5 customers match")
     shot(page, "segment")
+
+    second.get_by_label("Value").fill("many")
+    page.get_by_role("button", name="Save segment").click()
+    second = page.locator(".rule-row").nth(1)
+    expect(second.get_by_label("Value")).to_have_accessible_description(
+        'Number of orders needs a number, got "many"')
+    for api_words in ("rules.all", "orders_count", " gt "):
+        assert api_words not in main_text(page)
+    second.get_by_label("Value").fill("0")
 
     page.get_by_role("button", name="Save segment").click()
     expect(page.get_by_role("status")).to_have_text("Segment Riga saved.")
@@ -341,19 +361,20 @@ def test_send_now_shows_being_sent_until_sent(serve, page: Page) -> None:
     page.get_by_role("button", name="Create draft").click()
     expect(status_line(page)).to_have_text("Draft")
 
-    page.get_by_text("Send now", exact=True).click()
-    confirm = page.locator("details.confirm[open]")
+    button(page, "Send now").click()
+    confirm = dialog(page, "Send now?")
     expect(confirm).to_contain_text("the 24 customers of Everyone who can receive email")
     expect(confirm).to_contain_text("packages of up to 5,000 messages")
     confirm.get_by_role("button", name="Yes, send now").click()
     expect(status_line(page)).to_have_text(re.compile(r"Being sent [1-9][0-9]?%"))
-    page.get_by_text("Cancel sending", exact=True).click()
-    expect(page.locator("details.confirm[open]")).to_contain_text(
+    expect(button(page, "Send now")).to_have_count(0)
+    button(page, "Cancel").click()
+    expect(dialog(page, "Cancel sending?")).to_contain_text(
         "The package in flight, up to 5,000 messages, will still go out.")
     shot(page, "mailing-sending")
     expect(status_line(page)).to_have_text("Sent", timeout=20_000)
     expect(page.locator(".counts")).to_contain_text("24 sent")
-    expect(page.get_by_text("Cancel sending", exact=True)).to_have_count(0)
+    expect(button(page, "Cancel")).to_have_count(0)
 
     nav(page, "Mailings").click()
     row = page.get_by_role("row", name="Weekend offer")
@@ -366,15 +387,19 @@ def test_schedule_shows_the_time_and_cancel_returns_to_draft(serve, page: Page) 
     site = serve()
     mailing = seed(site.ctx, customers=3)["mailing"]
     sign_in(page, site, f"/mailings/{mailing['id']}")
-    page.locator("summary", has_text="Schedule").click()
-    expect(page.get_by_label("Time zone")).to_have_value("Europe/Riga")
-    page.get_by_label("Date and time").fill("2001-05-01T09:30")
-    schedule_button(page).click()
-    expect(page.locator("#f-send-at-error")).to_have_text(
-        "send_at is in the past; choose a future time.")
+    button(page, "Schedule").click()
+    confirm = dialog(page, "Schedule")
+    expect(confirm.get_by_label("Time zone")).to_have_value("Europe/Riga")
+    expect(confirm.get_by_label("Date and time")).to_be_focused()
+    confirm.get_by_label("Date and time").fill("2001-05-01T09:30")
+    confirm.get_by_role("button", name="Yes, schedule it").click()
+    confirm = dialog(page, "Schedule")  # shown again, with the error in it
+    expect(confirm.locator("#f-send-at-error")).to_have_text(
+        "That time is in the past; choose a future time.")
+    assert "send_at" not in main_text(page)
 
-    page.get_by_label("Date and time").fill("2040-05-01T09:30")
-    schedule_button(page).click()
+    confirm.get_by_label("Date and time").fill("2040-05-01T09:30")
+    confirm.get_by_role("button", name="Yes, schedule it").click()
     # Chosen in Riga's zone, stored in UTC, shown in the browser's zone (Europe/Riga).
     expect(status_line(page)).to_have_text("Scheduled for 2040-05-01 09:30 Europe/Riga")
     expect(status_line(page).locator("time")).to_have_attribute("datetime", "2040-05-01T06:30:00Z")
@@ -386,9 +411,13 @@ def test_schedule_shows_the_time_and_cancel_returns_to_draft(serve, page: Page) 
     expect(row_of(page, "Spring sale")).to_contain_text(
         "Scheduled for 2040-05-01 09:30 Europe/Riga")
     page.get_by_role("link", name="Spring sale").click()
+    button(page, "Schedule").click()  # named Schedule, also when it reschedules
+    expect(dialog(page, "Reschedule")).to_contain_text("the new time replaces it")
+    dialog(page, "Reschedule").get_by_role("link", name="Go back").click()
+    expect(dialog(page, "Reschedule")).to_be_hidden()
 
-    page.get_by_text("Cancel", exact=True).click()
-    confirm = page.locator("details.confirm[open]")
+    button(page, "Cancel").click()
+    confirm = dialog(page, "Cancel it?")
     expect(confirm).to_contain_text("It goes back to Draft and nothing is sent.")
     confirm.get_by_role("button", name="Yes, cancel it").click()
     expect(status_line(page)).to_have_text("Draft")
@@ -407,17 +436,18 @@ def test_copy_and_delete_from_the_actions_menu_and_chain_steps(serve, page: Page
     expect(page.get_by_role("row", name="Spring sale - step 2")).to_contain_text(
         "48 h after step 1")
 
-    page.get_by_text("Actions", exact=True).click()
-    page.get_by_role("button", name="Copy").click()
+    button(page, "Actions").click()
+    button(page, "Copy").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Copy of Spring sale")
     expect(page.get_by_role("status")).to_have_text("This is a new draft, Copy of Spring sale.")
     expect(page.locator("table").last.locator("tbody tr")).to_have_count(2)
-    page.get_by_text("Actions", exact=True).click()
+    button(page, "Actions").click()
     shot(page, "mailing-actions")
-    page.locator("details.menu").get_by_text("Delete", exact=True).click()
-    expect(page.locator("details.menu details.confirm[open]")).to_contain_text(
+    button(page, "Delete").click()
+    confirm = dialog(page, "Delete Copy of Spring sale?")
+    expect(confirm).to_contain_text(
         "Delete Copy of Spring sale and the 1 later step of its chain? This cannot be undone.")
-    page.get_by_role("button", name="Yes, delete it").click()
+    confirm.get_by_role("button", name="Yes, delete it").click()
     expect(page.get_by_role("status")).to_have_text("Mailing Copy of Spring sale deleted.")
     expect(page.get_by_role("link", name="Copy of Spring sale")).to_have_count(0)
     expect(page.get_by_role("link", name="Spring sale", exact=True)).to_be_visible()
@@ -453,8 +483,8 @@ def test_an_interrupted_mailing_shows_why_and_resumes_after_a_top_up(serve, page
     shot(page, "quota")
 
     page.goto(site(f"/mailings/{mailing['id']}"))
-    page.get_by_text("Resume", exact=True).click()
-    confirm = page.locator("details.confirm[open]")
+    button(page, "Resume").click()
+    confirm = dialog(page, "Resume sending?")
     expect(confirm).to_contain_text("Sending continues with the 5 customers not handled yet")
     confirm.get_by_role("button", name="Yes, resume").click()
     expect(status_line(page)).to_have_text("Sent", timeout=15_000)
@@ -482,3 +512,275 @@ def test_an_admin_revokes_an_api_token_from_the_people_page(serve, page: Page) -
     expect(page.get_by_role("cell", name="deploy")).to_be_visible()
     response = page.request.get(site("/api/v1/quota"), headers={"Authorization": f"Bearer {export}"})
     assert response.status == 401
+
+
+# -- the mailing page's controls, the new-mailing form, domains ------------------------------
+
+WIDTHS = pytest.mark.parametrize("width", [1280, 390], ids=["wide", "phone"])
+
+
+def at_width(page: Page, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 900})
+
+
+def page_width(page: Page) -> tuple[int, int]:
+    """``(document width, viewport width)`` in CSS pixels."""
+    found = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    return int(found[0]), int(found[1])
+
+
+def assert_fits(page: Page) -> None:
+    width, viewport = page_width(page)
+    assert width <= viewport, f"{page.url} is {width} px wide in a {viewport} px window"
+
+
+@WIDTHS
+def test_the_contract_controls_are_buttons_with_exactly_their_names(
+        serve, page: Page, width: int) -> None:
+    site = serve()
+    mailing = seed(site.ctx, customers=3)["mailing"]
+    at_width(page, width)
+    sign_in(page, site, f"/mailings/{mailing['id']}")
+    for name in ("Send now", "Schedule", "Actions"):
+        expect(button(page, name)).to_have_count(1)
+        expect(button(page, name)).to_be_enabled()
+    for name in ("Cancel", "Resume", "Copy", "Delete"):  # the last two are in the closed menu
+        expect(button(page, name)).to_have_count(0)
+    assert_fits(page)
+
+    actions = button(page, "Actions")
+    expect(actions).to_have_attribute("aria-haspopup", "true")
+    expect(actions).to_have_attribute("aria-expanded", "false")
+    actions.click()
+    expect(actions).to_have_attribute("aria-expanded", "true")
+    expect(button(page, "Copy")).to_be_focused()
+    expect(button(page, "Delete")).to_be_visible()
+    page.keyboard.press("ArrowDown")
+    expect(button(page, "Delete")).to_be_focused()
+    assert_fits(page)
+    page.keyboard.press("Escape")
+    expect(actions).to_have_attribute("aria-expanded", "false")
+    expect(actions).to_be_focused()
+    expect(button(page, "Copy")).to_have_count(0)
+
+    button(page, "Send now").click()
+    confirm = dialog(page, "Send now?")
+    expect(confirm).to_contain_text("the 3 customers of Everyone who can receive email")
+    expect(confirm.get_by_role("link", name="Go back")).to_be_focused()
+    assert_fits(page)
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    expect(button(page, "Send now")).to_be_focused()
+    assert mailings.get(site.ctx, mailing["id"])["status"] == "draft"
+
+
+@WIDTHS
+def test_each_confirmation_works_without_javascript(serve, browser: Browser, width: int) -> None:
+    site = serve()
+    mailing = seed(site.ctx, customers=3)["mailing"]
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, site, f"/mailings/{mailing['id']}")
+        button(page, "Actions").click()
+        expect(button(page, "Actions")).to_have_attribute("aria-expanded", "true")
+        button(page, "Delete").click()
+        expect(dialog(page, "Delete Spring sale?")).to_contain_text("This cannot be undone.")
+        dialog(page, "Delete Spring sale?").get_by_role("link", name="Go back").click()
+        button(page, "Send now").click()
+        expect(dialog(page, "Send now?")).to_contain_text("the 3 customers of Everyone")
+        assert_fits(page)
+        dialog(page, "Send now?").get_by_role("button", name="Yes, send now").click()
+        expect(status_line(page)).to_have_text(re.compile(r"Being sent|Sent"))
+    finally:
+        context.close()
+
+
+@WIDTHS
+def test_send_now_and_schedule_are_off_with_the_reason_until_the_draft_can_go(
+        serve, page: Page, width: int) -> None:
+    site = serve()
+    made = seed(site.ctx, customers=3)
+    unfinished = mailings.create(site.ctx, {"name": "Unfinished"})
+    at_width(page, width)
+    sign_in(page, site, f"/mailings/{unfinished['id']}")
+    for name in ("Send now", "Schedule"):
+        expect(button(page, name)).to_have_attribute("aria-disabled", "true")
+        expect(button(page, name)).to_have_accessible_description(
+            "Choose a segment and a template first, in Settings below.")
+    expect(button(page, "Send now")).to_be_disabled()
+    button(page, "Send now").click(force=True)  # as a person can: nothing opens
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert_fits(page)
+
+    settings = page.get_by_role("region", name="Settings")
+    settings.get_by_label("Segment").select_option(label="Everyone")
+    settings.get_by_label("Template").select_option(label="Spring sale (email)")
+    settings.get_by_role("button", name="Save changes").click()
+    expect(button(page, "Send now")).not_to_have_attribute("aria-disabled", "true")
+    button(page, "Send now").click()
+    expect(dialog(page, "Send now?")).to_be_visible()
+
+    # Nobody in Everyone has a phone: an SMS mailing to them cannot go.
+    sms = template_service.create_template(site.ctx, {"name": "Flash sale", "channel": "sms",
+                                             "text": "Sale today"})
+    texted = mailings.create(site.ctx, {"name": "By SMS", "channel": "sms",
+                                        "segment_id": made["segment"]["id"],
+                                        "template_id": sms["id"]})
+    page.goto(site(f"/mailings/{texted['id']}"))
+    for name in ("Send now", "Schedule"):
+        expect(button(page, name)).to_have_attribute("aria-disabled", "true")
+    expect(page.locator("#not-ready")).to_have_text(
+        "Nobody in the segment Everyone can receive it: no customer there has a phone number "
+        "and is subscribed. Choose another segment, or add customers to it.")
+    assert_fits(page)
+
+
+def option_labels(select: Any) -> list[str]:
+    """The options a person can pick in ``select`` (shown and enabled)."""
+    return list(select.evaluate(
+        """s => Array.from(s.options).filter(o => !o.disabled && !o.hidden && !o.parentElement.hidden
+                                           && !o.parentElement.disabled).map(o => o.label)"""))
+
+
+@WIDTHS
+def test_the_new_mailing_form_offers_the_templates_of_the_chosen_channel(
+        serve, page: Page, width: int) -> None:
+    site = serve()
+    seed(site.ctx, customers=3)
+    template_service.create_template(site.ctx, {"name": "Flash sale", "channel": "sms", "text": "Sale today"})
+    at_width(page, width)
+    sign_in(page, site, "/mailings/new")
+    template = page.get_by_label("Template")
+    assert option_labels(template) == ["Choose later", "Spring sale (email)"]
+    expect(page.get_by_label("From address")).to_be_visible()
+    assert_fits(page)
+
+    page.get_by_label("Channel").select_option("sms")
+    assert option_labels(template) == ["Choose later", "Flash sale (sms)"]
+    expect(page.get_by_label("From address")).to_be_hidden()
+    template.select_option(label="Flash sale (sms)")
+    page.get_by_label("Channel").select_option("email")
+    expect(template).to_have_value("")  # the SMS template is not kept for an email
+    page.get_by_label("Channel").select_option("sms")
+    template.select_option(label="Flash sale (sms)")
+    page.get_by_label("Name", exact=True).fill("Flash")
+    page.get_by_label("Segment").select_option(label="Everyone")
+    page.get_by_role("button", name="Create draft").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Flash")
+    expect(page.locator(".meta")).to_contain_text("SMS")
+    expect(page.locator(".meta")).to_contain_text("template Flash sale")
+
+
+@WIDTHS
+def test_a_refusal_is_said_in_the_managers_words(serve, page: Page, width: int) -> None:
+    site = serve(require_verified_domain=True, smtp_url="smtp://127.0.0.1:9")
+    mailing = seed(site.ctx, customers=3)["mailing"]
+    at_width(page, width)
+    sign_in(page, site, f"/mailings/{mailing['id']}")
+    button(page, "Send now").click()
+    dialog(page, "Send now?").get_by_role("button", name="Yes, send now").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Mail can only go out from a verified sending domain, and example.com is not set up: "
+        "add it on the Domains page, publish the SPF, DKIM and DMARC records it gives, then "
+        "verify it.")
+    for api_words in ("/api/v1", "POST", "from_email"):
+        assert api_words not in main_text(page)
+    assert_fits(page)
+
+
+@WIDTHS
+def test_the_domains_page_shows_a_failed_check_once_wrapped_with_copy_buttons(
+        serve, page: Page, width: int) -> None:
+    from tests.dnsserver import LocalDns
+    from tidings.services import domains
+
+    with LocalDns() as dns:
+        site = serve(dns_server=dns.address)
+        domain = domains.create(site.ctx, {"domain": "shop.example"})
+        at_width(page, width)
+        sign_in(page, site, "/domains")
+        page.get_by_role("button", name="Verify shop.example now").click()
+    expect(page.get_by_role("alert")).to_contain_text("shop.example is not verified yet")
+    dkim = next(r for r in domain["records"] if r["purpose"] == "dkim")
+    key = dkim["value"].rsplit("p=", 1)[1]
+    assert len(key) > 300
+    assert main_text(page).count(key) == 1
+    expect(page.get_by_text("publish the record shown")).to_have_count(3)
+    assert_fits(page)
+    if width == 1280:
+        shot(page, "domains")
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    copy = button(page, "Copy the DKIM value")
+    expect(copy).to_have_text("Copy")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == dkim["value"]
+    button(page, "Copy the DKIM name").click()
+    assert page.evaluate("navigator.clipboard.readText()") == dkim["name"]
+
+
+def test_two_instances_on_one_host_keep_their_own_sign_in(serve, page: Page) -> None:
+    first = serve(with_user=True, secret_key="the first instance's secret")
+    second = serve(with_user=True, secret_key="the second instance's secret")
+    for site in (first, second):
+        page.goto(site("/sign-in"))
+        page.get_by_label("Email").fill(EMAIL)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(site("/mailings"))
+    for site in (first, second):  # cookies ignore the port: each needs its own name
+        page.goto(site("/customers"))
+        expect(page).to_have_url(site("/customers"))
+    assert len({c["name"] for c in page.context.cookies()}) == 2
+
+
+def test_the_pages_have_an_icon(serve, page: Page) -> None:
+    site = serve(with_user=True)
+    page.goto(site("/sign-in"))
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert icon is not None
+    linked = page.request.get(site(icon))
+    fallback = page.request.get(site("/favicon.ico"))
+    assert (linked.status, linked.headers["content-type"]) == (200, "image/svg+xml")
+    assert (fallback.status, fallback.headers["content-type"]) == (200, "image/x-icon")
+
+
+# -- narrow screens -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [390, 1280], ids=["phone", "wide"])
+def test_every_main_page_fits_the_window_without_sideways_scrolling(
+        serve, page: Page, width: int) -> None:
+    from tests.dnsserver import LocalDns
+    from tidings.services import domains, engagement
+
+    with LocalDns() as dns:
+        site = serve(with_user=True, with_worker=True, dns_server=dns.address)
+        made = seed(site.ctx, customers=6)
+        ctx, mailing = site.ctx, made["mailing"]
+        mailings.add_step(ctx, mailing["id"], {"template_id": made["template"]["id"],
+                                               "delay_hours": 48, "condition": "not_opened"})
+        sent = mailings.copy(ctx, mailing["id"])
+        mailings.send_now(ctx, sent["id"])
+        _wait_for_status(ctx, sent["id"], "sent")
+        engagement.create_order(ctx, {"external_id": "A-1", "customer_email": "customer1@example.com",
+                                      "total": "120.00", "created_at": ctx.now().isoformat()})
+        domain = domains.create(ctx, {"domain": "shop.example"})
+        domains.verify(ctx, domain["id"])
+    at_width(page, width)
+    sign_in(page, site)
+    customer = audience.find_customers(ctx, email="customer1@example.com")[0]
+    paths = ["/mailings", "/mailings/new", f"/mailings/{mailing['id']}", f"/mailings/{sent['id']}",
+             "/customers", f"/customers/{customer['id']}", "/customers/import", "/segments",
+             "/segments/new", f"/segments/{made['segment']['id']}", "/templates", "/templates/new",
+             f"/templates/{made['template']['id']}", "/quota", "/domains", "/admin/people"]
+    too_wide = {}
+    for path in paths:
+        page.goto(site(path))
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        document, viewport = page_width(page)
+        if document > viewport:
+            too_wide[path] = document
+    assert too_wide == {}, f"wider than {width} px: {too_wide}"

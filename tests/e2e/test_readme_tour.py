@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 TIDINGS = str(Path(sys.executable).with_name("tidings"))
-SERVE = ["serve"]
+SERVE = ["serve", "--demo"]
 MARK = "@@tour-step@@"
 
 

@@ -8,8 +8,9 @@ import pytest
 from starlette.datastructures import FormData
 
 from tidings.domain.segments import parse_rules
+from tidings.domain.templates import compile_email
 from tidings.errors import InvalidInput
-from tidings.web import rules_form
+from tidings.web import rules_form, wording
 from tidings.web.rules_form import Builder, Row
 
 
@@ -74,9 +75,50 @@ def test_a_rule_error_is_shown_on_its_row() -> None:
         parse_rules(rules_form.rules_of(builder))
     shown = builder.with_error(caught.value)
     assert shown.rows[0].error is None
-    assert shown.rows[1].error == '"orders_count" gt needs a number, got "x"'
+    assert shown.rows[1].error == 'Number of orders needs a number, got "x"'
+
+
+@pytest.mark.parametrize(("rules", "said"), [
+    ({"all": [{"field": "email", "op": "eq", "value": "a"},
+              {"field": "orders_count", "op": "gte", "value": "x"}]},
+     'Condition 2: Number of orders needs a number, got "x"'),
+    ({"all": [{"field": "orders_count", "op": "contains", "value": "x"}]},
+     "Condition 1: “contains” does not apply to number of orders"),
+    ({"all": [{"field": "attributes.my city", "op": "eq", "value": "x"}]},
+     "Condition 1: An attribute name may hold only letters, digits and _, not “my city”"),
+    ({"all": [{"field": "last_order_at", "op": "gt", "value": "yesterday"}]},
+     "Condition 1: Last order at needs a date like 2024-05-01, or a date and time with its "
+     'offset from UTC, like 2024-05-01T09:00+02:00, got "yesterday"'),
+    ({"not": {"any": [{"field": "email", "op": "in", "value": []}]}},
+     "Condition 1: “is one of” needs at least one value"),
+    ({"all": [{"field": "attributes.size", "op": "in", "value": ["S", 1]}]},
+     "Condition 1: The values of “is one of” must be all text or all numbers"),
+    ({"all": [{"field": "attributes.vip", "op": "lt", "value": True}]},
+     "Condition 1: The attribute “vip” needs a string or a number, got true"),
+    ({"all": [{"any": [{"field": "email", "op": "eq", "value": 1}]}]},
+     "Condition 1.1: Email needs a string, got 1"),
+])
+def test_a_rule_error_names_the_condition_and_field_as_the_builder_shows_them(
+        rules: Any, said: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_rules(rules)
+    assert caught.value.message.startswith("rules.")  # the API's words stay the API's
+    assert rules_form.rule_error(caught.value) == said
+    assert wording.say(caught.value) == said
 
 
 def test_unreadable_json_names_the_line() -> None:
     with pytest.raises(InvalidInput, match=r"not valid JSON.*line 2"):
         rules_form.rules_of(Builder(mode="json", json_text='{\n  "all": [,]}'))
+
+
+@pytest.mark.parametrize(("html", "said"), [
+    ("{% if customer.first_name %}", "The HTML has a syntax error on line 1: "),
+    ("<p>{{ customer._secret }}</p>", "The HTML uses '_secret' on line 1; "),
+    ("<style>p { color: {{ c }} }</style><p>x</p>", "The HTML has a Jinja tag inside <style> "),
+])
+def test_a_template_error_names_the_part_as_the_editor_labels_it(html: str, said: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        compile_email(subject="Hi", html=html, text=None)
+    assert caught.value.message.startswith("The html template")  # the API's words stay the API's
+    assert wording.say(caught.value).startswith(said)

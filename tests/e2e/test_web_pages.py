@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from html import unescape
 from typing import Any
 
 import pytest
@@ -58,6 +59,12 @@ def sign_in(client: TestClient, ctx: Context, *, role: str = "admin") -> str:
                                               "csrf_token": token, "next": ""})
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/mailings").text)
+
+
+def text_of(html: str) -> str:
+    """The words of a page: no tags, attributes, scripts or text-area contents."""
+    html = re.sub(r"(?s)<(script|style|textarea)\b.*?</\1>", " ", html)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
 def draft_mailing(ctx: Context) -> dict[str, Any]:
@@ -117,7 +124,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
 
 def test_a_tampered_or_expired_session_is_not_signed_in(client: TestClient, ctx: Context) -> None:
     sign_in(client, ctx, role="manager")
-    cookie = client.cookies[sessions.COOKIE]
+    cookie = client.cookies[sessions.cookie_name(ctx.secret)]
     session = sessions.load(cookie, ctx.secret)
     assert session is not None and session.role == "manager"
 
@@ -129,7 +136,7 @@ def test_a_tampered_or_expired_session_is_not_signed_in(client: TestClient, ctx:
     expired = sessions.load(cookie, ctx.secret, now=later)
     assert expired is not None and expired.actor is None
 
-    client.cookies.set(sessions.COOKIE, forged)
+    client.cookies.set(sessions.cookie_name(ctx.secret), forged)
     assert client.get("/mailings").status_code == 303
 
 
@@ -179,7 +186,8 @@ def test_an_action_the_mailing_cannot_take_is_explained(client: TestClient, ctx:
     response = client.post(f"/mailings/{mailing['id']}/send", data={"csrf_token": token})
     assert response.headers["location"] == f"/mailings/{mailing['id']}"
     page = client.get(response.headers["location"]).text
-    assert "The mailing is not ready to send: set segment_id, template_id first." in page
+    assert "It is not ready to send: choose a segment and a template first." in page
+    assert "segment_id" not in text_of(page)
     assert mailings.get(ctx, mailing["id"])["status"] == "draft"
 
 
@@ -212,7 +220,7 @@ def test_a_schedule_without_a_time_zone_offset_is_given_one(client: TestClient, 
 def test_the_live_preview_renders_unsaved_fields_for_a_customer_given_by_email(
         client: TestClient, ctx: Context) -> None:
     token = sign_in(client, ctx)
-    audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
+    audience.upsert_customer(ctx, {"email": "ann@example.org", "first_name": "Ann"})
     fields = {"channel": "email", "subject": "Hi {{ customer.first_name }}", "html": "<p>x</p>",
               "text": "", "csrf_token": token}
 
@@ -229,7 +237,7 @@ def test_the_live_preview_renders_unsaved_fields_for_a_customer_given_by_email(
 def test_a_test_send_from_the_template_editor_arrives_at_the_smtp_server(
         make_ctx, smtp_server) -> None:  # type: ignore[no-untyped-def]
     ctx = make_ctx(smtp_url=smtp_server.url)
-    audience.upsert_customers(ctx, [{"email": "ann@example.org", "first_name": "Ann"}])
+    audience.upsert_customer(ctx, {"email": "ann@example.org", "first_name": "Ann"})
     template = template_service.create_template(ctx, {"name": "Welcome", "channel": "email",
                                              "subject": "Hi {{ customer.first_name }}",
                                              "html": "<p>Hello {{ customer.first_name }}</p>"})
@@ -256,7 +264,7 @@ def test_a_test_send_from_the_template_editor_arrives_at_the_smtp_server(
     assert "Hello Ann" in received.message.get_body(("html",)).get_content()
     assert bad.status_code == 422
     assert re.search(r'id="f-to"[^>]*aria-invalid="true"', bad.text)
-    assert 'id="f-to-error">to: ' in bad.text
+    assert 'id="f-to-error">An email address must have an @-sign.</p>' in bad.text
     assert refused.status_code == 409
     assert "550 5.1.1 No such user" in refused.text
     assert 'value="nobody@example.org"' in refused.text
@@ -345,3 +353,138 @@ def test_a_scheduled_time_is_sent_as_utc_for_the_browser_to_show_in_its_zone(
     page = client.get(f"/mailings/{mailing['id']}").text
     assert f'<strong id="status-line">Scheduled for {shown}</strong>' in page
     assert f"Scheduled for {shown}" in client.get("/mailings").text
+
+
+# -- what a manager reads -----------------------------------------------------------------
+
+def _mailing_form(client: TestClient, ctx: Context, token: str, path: str,
+                  data: dict[str, str]) -> str:
+    mailing = draft_mailing(ctx)
+    return client.post(f"/mailings/{mailing['id']}/{path}", data=data | {"csrf_token": token}).text
+
+
+def _sms_template_on_an_email_mailing(client: TestClient, ctx: Context, token: str) -> str:
+    sms = template_service.create_template(ctx, {"name": "S", "channel": "sms", "text": "Hi"})
+    return client.post("/mailings/new", data={"name": "M", "channel": "email",
+                                              "template_id": str(sms["id"]), "csrf_token": token}).text
+
+
+def _template(html: str) -> Callable[[TestClient, Context, str], str]:
+    def post(client: TestClient, ctx: Context, token: str) -> str:
+        return client.post("/templates/new", data={"name": "T", "channel": "email", "subject": "S",
+                                                   "html": html, "text": "",
+                                                   "csrf_token": token}).text
+    return post
+
+
+REFUSALS: dict[str, tuple[Callable[[TestClient, Context, str], str], str, str]] = {
+    "a time in the past": (
+        lambda c, x, t: _mailing_form(c, x, t, "schedule", {"send_at": "2001-05-01T09:30", "tz": "UTC"}),
+        "That time is in the past; choose a future time.", "send_at"),
+    "a step without a template": (
+        lambda c, x, t: _mailing_form(c, x, t, "steps", {"template_id": "", "delay_hours": "24"}),
+        "Choose a template for the step.", "template_id"),
+    "a step a year and more later": (
+        lambda c, x, t: _mailing_form(c, x, t, "steps", {"template_id": "1", "delay_hours": "9000"}),
+        "The delay is a number of hours from 0 to 8,760 (a year).", "delay_hours"),
+    "no conversion window": (
+        lambda c, x, t: _mailing_form(c, x, t, "edit", {"name": "M", "window_days": "0",
+                                                         "basis": "received"}),
+        "Count orders placed within 1 to 365 days of the message.", "window_days"),
+    "a From address without @": (
+        lambda c, x, t: _mailing_form(c, x, t, "edit", {"name": "M", "from_email": "shop.example"}),
+        "An email address must have an @-sign.", "from_email"),
+    "an SMS template for an email": (
+        _sms_template_on_an_email_mailing,
+        "That template is for SMS, and this mailing is email: choose an email template.",
+        "is for sms"),
+    "an email template without a body": (
+        _template(""), "An email template needs HTML or a plain-text part.", "html or text"),
+    "a template tag left open": (
+        _template("<p>{% if customer.first_name %}Hi</p>"), "The HTML has a syntax error on line 1",
+        "html template"),
+    "a top-up of nothing": (
+        lambda c, x, t: c.post("/quota/topup", data={"channel": "email", "amount": "0",
+                                                     "csrf_token": t}).text,
+        "Give a whole number of messages, 1 or more.", "amount must"),
+    "a rule with a word for a number": (
+        lambda c, x, t: c.post("/segments/new", data={
+            "name": "Buyers", "mode": "builder", "match": "all", "negate": "", "field": "orders_count",
+            "key": "", "op": "gt", "value": "many", "csrf_token": t}).text,
+        'Number of orders needs a number, got "many"', "rules.all"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_a_refusal_is_shown_in_the_managers_words_not_the_apis(
+        client: TestClient, ctx: Context, case: str) -> None:
+    token = sign_in(client, ctx)
+    act, said, api_words = REFUSALS[case]
+    page = text_of(act(client, ctx, token))
+    assert said in page
+    assert api_words not in page
+
+
+def test_the_api_keeps_its_own_wording(client: TestClient, ctx: Context) -> None:
+    mailing = draft_mailing(ctx)
+    response = client.post(f"/api/v1/mailings/{mailing['id']}/schedule",
+                           json={"send_at": "2001-05-01T09:30:00+00:00"},
+                           headers={"Authorization": "Bearer admin-token"})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == "send_at is in the past; choose a future time."
+
+
+def test_an_unverified_domain_is_explained_without_the_api(make_ctx) -> None:  # type: ignore[no-untyped-def]
+    ctx = make_ctx(require_verified_domain=True, smtp_url="smtp://127.0.0.1:9")
+    mailing = draft_mailing(ctx)
+    with TestClient(_app(ctx), follow_redirects=False) as client:
+        token = sign_in(client, ctx)
+        sent = client.post(f"/mailings/{mailing['id']}/send", data={"csrf_token": token})
+        page = text_of(client.get(sent.headers["location"]).text)
+        api = client.post(f"/api/v1/mailings/{mailing['id']}/send",
+                          headers={"Authorization": "Bearer admin-token"})
+    assert "Mail can only go out from a verified sending domain, and example.com is not set up: " \
+           "add it on the Domains page, publish the SPF, DKIM and DMARC records it gives" in page
+    assert "/api/v1" not in page
+    assert "(or POST /api/v1/domains)" in api.json()["error"]["message"]
+
+
+# -- the mailing page without JavaScript, the cookie, the icon ------------------------------
+
+def test_without_javascript_a_control_asks_for_the_page_with_its_confirmation_open(
+        client: TestClient, ctx: Context) -> None:
+    sign_in(client, ctx)
+    mailing = draft_mailing(ctx)
+    closed = client.get(f"/mailings/{mailing['id']}").text
+    send = client.get(f"/mailings/{mailing['id']}?confirm=send").text
+    menu = client.get(f"/mailings/{mailing['id']}?menu=actions").text
+
+    assert re.search(r'<button type="submit" name="confirm" value="send"[^>]*>Send now</button>', closed)
+    assert '<dialog id="confirm-send" class="confirm" aria-labelledby="confirm-send-title">' in closed
+    assert '<dialog id="confirm-send" class="confirm" aria-labelledby="confirm-send-title" open>' in send
+    assert '<div class="menu-body" id="actions-menu" hidden>' in closed
+    assert '<div class="menu-body" id="actions-menu">' in menu
+    assert 'aria-expanded="true"' in menu and 'aria-expanded="true"' not in closed
+    assert "<summary" not in closed.split('<details class="add-step"')[0]
+
+
+def test_the_session_cookie_is_named_after_the_instance(client: TestClient, ctx: Context) -> None:
+    sign_in(client, ctx)
+    (name,) = client.cookies.keys()
+    assert name == sessions.cookie_name(ctx.secret)
+    assert name.startswith("tidings_session_")
+    assert sessions.cookie_name(b"another instance") != name
+    assert sessions.cookie_name(ctx.secret) == name  # every process of one instance agrees
+    assert ctx.secret.decode() not in name
+
+
+def test_the_site_icon_is_served(client: TestClient) -> None:
+    page = client.get("/sign-in").text
+    href = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page)
+    assert href
+    svg = client.get(href.group(1))
+    ico = client.get("/favicon.ico")
+    assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml")
+    assert svg.text.startswith("<svg")
+    assert (ico.status_code, ico.headers["content-type"]) == (200, "image/x-icon")
+    assert ico.content[:4] == b"\0\0\1\0"  # an ICO file's header

@@ -66,6 +66,16 @@ def test_csv_import_keeps_good_lines_and_reports_bad_ones_by_line(make_ctx, api_
     assert again == {"created": 0, "updated": 1, "errors": []}
 
 
+def test_a_one_line_cp1252_import_keeps_its_accents(make_ctx, api_for):
+    api = api_for(make_ctx())
+    body = "email,last_name,favourite\nm@example.org,Müller,piña colada\n".encode("cp1252")
+    result = api.request("POST", "/customers/import", 200, content=body,
+                         headers={"Content-Type": "text/csv"}).json()
+    assert result == {"created": 1, "updated": 0, "errors": []}
+    (customer,) = api.ok("GET", "/customers?email=m@example.org")["customers"]
+    assert (customer["last_name"], customer["attributes"]) == ("Müller", {"favourite": "piña colada"})
+
+
 def test_segments_validate_rules_and_count_reachable_customers(make_ctx, api_for):
     api = api_for(make_ctx())
     api.ok("POST", "/customers", {"customers": [

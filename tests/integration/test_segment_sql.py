@@ -67,7 +67,7 @@ PEOPLE = [
         orders_total=Decimal("9.99"),
         # 2024-01-01 00:30 UTC
         created_at=datetime(2023, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1))),
-        attributes={"city": None, "age": "n/a"},
+        attributes={"city": None, "age": "n/a", "vip": "TRUE"},  # as an API client may send it
     ),
     row(
         "dee",
@@ -77,6 +77,7 @@ PEOPLE = [
         email_status="bounced",
         sms_status="unsubscribed",
         created_at=datetime(2023, 6, 1, tzinfo=UTC),
+        attributes={"vip": "yes", "since": "2023-06-01"},
     ),
 ]
 EVERYONE = {"ann", "bob", "cy", "dee"}
@@ -141,9 +142,13 @@ CASES = [
     (leaf("attributes.age", "ne", 34), {"bob", "cy", "dee"}),
     (leaf("attributes.age", "in", [27, 34]), {"ann", "bob"}),
     (leaf("attributes.points", "lt", 200), {"ann"}),
-    (leaf("attributes.vip", "eq", True), {"ann"}),
+    (leaf("attributes.vip", "eq", True), {"ann", "cy"}),
     (leaf("attributes.vip", "eq", False), {"bob"}),
-    (leaf("attributes.vip", "ne", True), {"bob", "cy", "dee"}),
+    (leaf("attributes.vip", "ne", True), {"bob", "dee"}),
+    (leaf("attributes.vip", "eq", "yes"), {"dee"}),
+    (leaf("attributes.vip", "eq", "TRUE"), {"cy"}),
+    (leaf("attributes.since", "lt", "2024-01-01"), {"dee"}),
+    (leaf("attributes.since", "gte", "2023-06-01"), {"dee"}),
     (leaf("attributes.tags", "exists", True), {"ann"}),
     (leaf("attributes.tags", "eq", "a"), set()),
     (
@@ -208,6 +213,7 @@ ATTRIBUTE_VALUES = st.one_of(
     st.booleans(),
     NUMBERS,
     st.text(alphabet="0123456789.-aB", max_size=4),
+    st.sampled_from(["true", "TRUE", "False", "fAlSe", "yes", "tru", "\u017false", " true"]),
     st.lists(st.integers(0, 3), max_size=2),
 )
 KEYS = ["k1", "k2", "k3"]

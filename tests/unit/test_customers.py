@@ -173,6 +173,32 @@ def test_a_latin1_file_is_decoded():
     assert [c.first_name for _, c in result.rows] == ["José", "Zoë"]
 
 
+@pytest.mark.parametrize(
+    "line",
+    ["mueller@example.com,Jürgen,Müller,café",
+     "pena@example.com,Iñigo,Peña,Logroño",
+     "zoe@example.com,Zoë,Lefèvre,Besançon"],
+)
+def test_a_one_line_cp1252_file_is_read_as_cp1252(line):
+    data = f"email,first_name,last_name,favourite\n{line}\n".encode("cp1252")
+
+    result = parse_customers_csv(data)
+
+    assert result.encoding == "cp1252"
+    _, first, last, favourite = line.split(",")
+    assert [(c.first_name, c.last_name, c.attributes) for _, c in result.rows] == [
+        (first, last, {"favourite": favourite})]
+
+
+def test_a_stated_encoding_wins_over_detection():
+    data = "email,last_name\npena@example.com,Peña\n".encode("cp1252")
+
+    result = parse_customers_csv(data, encoding="cp1250")
+
+    assert result.encoding == "cp1250"
+    assert [c.last_name for _, c in result.rows] == ["Peńa"]
+
+
 def test_a_stated_encoding_and_delimiter_are_used():
     data = "email|first_name\nann@example.com|Ann\n".encode("utf-16")
 

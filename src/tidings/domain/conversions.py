@@ -45,6 +45,7 @@ def normalize_conversion(
         raise InvalidInput(
             "conversion.window_days must be a whole number of days from 1 to 365.",
             field="conversion.window_days",
+            manager_message="Count orders placed within 1 to 365 days of the message.",
         )
     basis = value.get("basis", "received")
     if basis not in BASES:

@@ -62,8 +62,7 @@ def read_csv(data: bytes, *, what: str, encoding: str | None = None,
              delimiter: str | None = None) -> CsvText:
     """Decode ``data`` and settle its delimiter.
 
-    ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else the
-    guess of ``charset_normalizer`` (cp1251, latin-1, ...). ``delimiter``
+    ``encoding`` defaults to detection (see :func:`_decode`). ``delimiter``
     defaults to detection among ``, ; TAB |``. ``what`` names the file's rows
     in messages ("customers", "orders"). Raises :class:`InvalidInput` for an
     undecodable, binary or empty file, or a delimiter of more than one character.
@@ -83,7 +82,20 @@ def read_csv(data: bytes, *, what: str, encoding: str | None = None,
     return CsvText(text=text, encoding=encoding, delimiter=delimiter)
 
 
+#: Western European Windows, what a spreadsheet on such a machine saves as "CSV".
+WESTERN = "cp1252"
+
+
 def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
+    """The text of ``data`` and the encoding it was read with.
+
+    The stated ``encoding`` wins. Else: a byte-order mark; else strict UTF-8;
+    else the most plausible decoding ``charset_normalizer`` finds (cp1251,
+    cp1250, Shift JIS, ...), where :data:`WESTERN` (cp1252) wins among the
+    decodings it finds equally plausible. On a line or two it finds cp1252,
+    cp1250 and others equally plausible and ranks them arbitrarily, so "Müller"
+    or "Peña" came out wrong; a longer file of another language is told apart.
+    """
     if encoding is None:
         for bom, name in _BOMS:
             if data.startswith(bom):
@@ -105,13 +117,21 @@ def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    best = charset_normalizer.from_bytes(data).best()
-    if best is None:
+    matches = list(charset_normalizer.from_bytes(data))
+    if not matches:
         raise InvalidInput(
             "The file's encoding could not be recognised; save it as CSV in UTF-8.",
             field="encoding",
         )
-    return str(best), best.encoding
+
+    def plausibility(match: charset_normalizer.CharsetMatch) -> tuple[float, float]:
+        # Rounded as charset_normalizer reports them: finer differences are noise.
+        return round(match.chaos, 3), -round(match.coherence, 3)
+
+    best = min(plausibility(m) for m in matches)
+    if any(plausibility(m) == best and WESTERN in m.could_be_from_charset for m in matches):
+        return data.decode(WESTERN), WESTERN
+    return str(matches[0]), matches[0].encoding
 
 
 def _sniff_delimiter(text: str) -> str:

@@ -10,7 +10,9 @@ Normal forms (what the store can rely on):
 - ``email`` is valid and lowercased; ``phone`` is ``+`` and 7-15 digits;
 - strings are stripped, and an empty string means "not given" (``None``);
 - at least one of ``email`` and ``external_id`` (the upsert key) is present;
-- ``attributes`` maps string keys to JSON scalars or lists of scalars;
+- ``attributes`` maps string keys to JSON scalars or lists of scalars; a CSV
+  cell becomes one by :func:`tidings.domain.attributes.cell_value` (``true``
+  and ``false`` are booleans, all else is text as written);
 - a status of ``None`` means "leave as it is" (``subscribed`` for a new customer).
 
 Besides the standard library this module uses only ``email_validator`` and
@@ -29,6 +31,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from tidings.domain.attributes import cell_value
 from tidings.domain.csvfiles import read_csv
 from tidings.errors import InvalidInput
 
@@ -241,12 +244,14 @@ def parse_customers_csv(
 ) -> CsvResult:
     """Parse a CSV file of customers.
 
-    ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else the
-    guess of ``charset_normalizer`` (cp1251, latin-1, ...). ``delimiter``
+    ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else
+    the most plausible of ``charset_normalizer``'s decodings, cp1252 winning a
+    tie (see :func:`tidings.domain.csvfiles.read_csv`). ``delimiter``
     defaults to detection among ``, ; TAB |``. Header names are matched to
     :data:`CSV_COLUMNS` ignoring case, surrounding blanks, and spaces or dashes
     standing for ``_``; other columns become attributes under their header as
-    written, with empty cells left out. Blank lines are skipped.
+    written, typed by :func:`~tidings.domain.attributes.cell_value`, with empty
+    cells left out. Blank lines are skipped.
 
     Raises :class:`InvalidInput` when the file cannot be decoded, has no
     header, has neither an ``email`` nor an ``external_id`` column, or repeats
@@ -267,12 +272,12 @@ def parse_customers_csv(
             errors.append((line, f"The line has {len(cells)} fields but the header has {len(columns)}."))
             continue
         fields: dict[str, Any] = {}
-        attributes: dict[str, str] = {}
+        attributes: dict[str, str | bool] = {}
         for name, cell in zip(columns, cells, strict=False):
             if name is None or not cell:
                 continue
             if name in attribute_names:
-                attributes[name] = cell
+                attributes[name] = cell_value(cell)
             else:
                 fields[name] = cell
         fields["attributes"] = attributes

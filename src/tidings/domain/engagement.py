@@ -1,8 +1,8 @@
 """Engagement and conversion rules: machine hits, order attribution, statistics.
 
 Pure: standard library only. The SQL that feeds these rules lives in
-:mod:`tidings.store.engagement`; the use cases in :mod:`tidings.services.engagement`
-and :mod:`tidings.services.stats`.
+:mod:`tidings.store.engagement`; the use cases in :mod:`tidings.services.tracking`,
+:mod:`tidings.services.orders` and :mod:`tidings.services.stats`.
 
 Machine opens and clicks
     Security gateways (Mimecast, Proofpoint, Barracuda, Microsoft Safe Links,

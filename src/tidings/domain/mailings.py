@@ -263,7 +263,8 @@ def check_schedulable(*, status: MailingStatus, send_at: datetime, now: datetime
     if send_at.tzinfo is None:
         raise InvalidInput("send_at must carry a timezone offset.", field="send_at")
     if send_at <= now:
-        raise InvalidInput("send_at is in the past; choose a future time.", field="send_at")
+        raise InvalidInput("send_at is in the past; choose a future time.", field="send_at",
+                           manager_message="That time is in the past; choose a future time.")
     next_status(status, A.SCHEDULE)
 
 

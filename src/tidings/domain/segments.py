@@ -23,12 +23,13 @@ The meaning of a leaf:
   case-insensitive substring test (SQLite folds only ASCII letters).
 - Datetime values are ISO 8601 strings with an offset; a bare date means
   midnight UTC.
-- ``attributes.KEY`` is typed by the rule's value: a string compares string
-  attributes as text; a number compares number attributes, and strings that
-  spell a decimal number (``"42"``, ``"-1.5"``, as a CSV import stores them),
-  numerically; ``true``/``false`` (``eq``/``ne`` only) compare booleans. An
-  attribute of another type counts as missing for that comparison. ``exists``
-  means the key is present and not null.
+- ``attributes.KEY`` is typed by the rule's value, by the one typing rule
+  of :mod:`tidings.domain.attributes`: a string compares string attributes as
+  text; a number compares number attributes, and strings that spell a decimal
+  number (``"42"``, ``"-1.5"``, as a CSV import stores them), numerically;
+  ``true``/``false`` (``eq``/``ne`` only) compare booleans, and the strings
+  ``true``/``false`` in any case. An attribute of another type counts as
+  missing for that comparison. ``exists`` means the key is present and not null.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeAlias
 
+from tidings.domain.attributes import NUMERIC_TEXT, flag_of
 from tidings.errors import InvalidInput
 
 
@@ -69,8 +71,6 @@ FIELDS: dict[str, FieldType] = {
 }
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_]+")
-#: Strings that an attribute comparison with a number reads as numbers.
-NUMERIC_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 #: Limits that keep one segment's SQL within every database's parameter limits.
 MAX_DEPTH = 20
@@ -382,6 +382,8 @@ def _attribute_as(actual: object, value: object) -> object:
     """The attribute seen as the type of the rule's value, or ``None`` (missing)."""
     sample = value[0] if isinstance(value, tuple) else value
     if isinstance(sample, bool):
+        if isinstance(actual, str):
+            return flag_of(actual)
         return actual if isinstance(actual, bool) else None
     if isinstance(sample, str):
         return actual if isinstance(actual, str) else None

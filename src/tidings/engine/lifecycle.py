@@ -82,13 +82,18 @@ def check_sending_domain(tx: Transaction, policy: SendingPolicy, from_email: str
     if verified:
         return
     if verified is None:
-        state = ("not set up: add it on the Domains page (or POST /api/v1/domains), publish "
-                 "the SPF, DKIM and DMARC records it gives, then verify it.")
+        state, api = ("not set up: add it on the Domains page{}, publish the SPF, DKIM and DMARC "
+                      "records it gives, then verify it."), " (or POST /api/v1/domains)"
     else:
-        state = ("not verified yet: the Domains page (or GET /api/v1/domains) shows the SPF, "
-                 "DKIM and DMARC records to publish; publish them, then verify it.")
-    raise Conflict(f"Mail can only go out from a verified sending domain, and {domain} is {state}",
-                   code="domain_not_verified")
+        state, api = ("not verified yet: the Domains page{} shows the SPF, DKIM and DMARC "
+                      "records to publish; publish them, then verify it."), " (or GET /api/v1/domains)"
+    text = f"Mail can only go out from a verified sending domain, and {domain} is "
+    raise Conflict(text + state.format(api), code="domain_not_verified",
+                   manager_message=text + state.format(""))
+
+
+#: How the manager's messages name a missing field.
+_MISSING = {"segment_id": "a segment", "template_id": "a template", "from_email": "a From address"}
 
 
 def check_ready(tx: Transaction, policy: SendingPolicy, mailing: Mailing) -> None:
@@ -104,7 +109,9 @@ def check_ready(tx: Transaction, policy: SendingPolicy, mailing: Mailing) -> Non
         missing.append("from_email")
     if missing:
         raise InvalidInput(f"The mailing is not ready to send: set {', '.join(missing)} first.",
-                           code="mailing_incomplete", field=missing[0])
+                           code="mailing_incomplete", field=missing[0],
+                           manager_message="It is not ready to send: choose "
+                           f"{' and '.join(_MISSING[f] for f in missing)} first.")
     if mailing.channel is Channel.EMAIL:
         assert mailing.from_email is not None
         check_sending_domain(tx, policy, mailing.from_email)
@@ -112,9 +119,10 @@ def check_ready(tx: Transaction, policy: SendingPolicy, mailing: Mailing) -> Non
 
 def empty_audience(mailing: Mailing) -> Conflict:
     channel = "email" if mailing.channel is Channel.EMAIL else "SMS"
-    return Conflict(f"Nobody in this mailing's segment can receive {channel} now (no address, "
-                    "unsubscribed, bounced or complained): there is nobody to send it to. "
-                    "Choose another segment, or add customers to this one.", code="empty_audience")
+    text = (f"Nobody in this mailing's segment can receive {channel} now (no address, "
+            "unsubscribed, bounced or complained): there is nobody to send it to. "
+            "Choose another segment, or add customers to this one.")
+    return Conflict(text, code="empty_audience", manager_message=text)
 
 
 # -- the verbs ------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from tidings.store.sending import SqlTransaction
 
 EDITABLE = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
             "conversion", "delay_hours", "condition")
+#: How the web UI's messages name a channel (``manager_message``).
+_WORDS = {"email": "email", "sms": "SMS"}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -104,7 +106,8 @@ def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: Channel) -
         if tpl_channel != channel:
             raise InvalidInput(
                 f"Template {values['template_id']} is for {tpl_channel}, the mailing is {channel}.",
-                field="template_id",
+                field="template_id", manager_message=f"That template is for {_WORDS[tpl_channel]}, "
+                f"and this mailing is {_WORDS[channel]}: choose an {_WORDS[channel]} template.",
             )
 
 
@@ -115,13 +118,14 @@ def _clean(values: dict[str, Any], *, name: str, channel: Channel) -> dict[str, 
             try:
                 out[key] = validate_email(out[key], check_deliverability=False).normalized
             except EmailNotValidError as exc:
-                raise InvalidInput(f"{key}: {exc}", field=key) from None
+                raise InvalidInput(f"{key}: {exc}", field=key, manager_message=str(exc)) from None
     if "conversion" in out or "name" in out:
         out["conversion"] = normalize_conversion(out.get("conversion"), name=name, channel=channel.value)
     if out.get("condition") is not None and out["condition"] not in rules.CONDITIONS:
         raise InvalidInput(f"condition must be one of {', '.join(rules.CONDITIONS)}.", field="condition")
     if out.get("delay_hours") is not None and not 0 <= float(out["delay_hours"]) <= 24 * 365:
-        raise InvalidInput("delay_hours must be between 0 and 8760.", field="delay_hours")
+        raise InvalidInput("delay_hours must be between 0 and 8760.", field="delay_hours",
+                           manager_message="The delay is a number of hours from 0 to 8,760 (a year).")
     return out
 
 
@@ -282,7 +286,8 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     if data.get("template_id") is None:
-        raise InvalidInput("A step needs a template_id.", field="template_id")
+        raise InvalidInput("A step needs a template_id.", field="template_id",
+                           manager_message="Choose a template for the step.")
     now = ctx.now()
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id)

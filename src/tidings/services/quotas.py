@@ -20,7 +20,8 @@ def topup(ctx: Context, *, channel: str, amount: Any, actor: Actor) -> dict[str,
     if channel not in ("email", "sms"):
         raise InvalidInput("channel must be email or sms.", field="channel")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        raise InvalidInput("amount must be a positive whole number.", field="amount")
+        raise InvalidInput("amount must be a positive whole number.", field="amount",
+                           manager_message="Give a whole number of messages, 1 or more.")
     with ctx.tx() as conn:
         store.topup(conn, channel, amount)
     return get_quota(ctx)

@@ -36,7 +36,8 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
         if not (values.get("subject") or "").strip():
             raise InvalidInput("An email template needs a subject.", field="subject")
         if not (values.get("html") or "").strip() and not (values.get("text") or "").strip():
-            raise InvalidInput("An email template needs html or text.", field="html")
+            raise InvalidInput("An email template needs html or text.", field="html",
+                               manager_message="An email template needs HTML or a plain-text part.")
         compile_email(subject=values["subject"], html=values.get("html") or "", text=values.get("text"))
     elif channel == "sms":
         if not (values.get("text") or "").strip():

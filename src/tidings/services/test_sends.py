@@ -94,7 +94,7 @@ def _send(ctx: Context, *, mailing: Mailing, label: str, header_mailing_id: str,
     try:
         address = validate_email(to.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise InvalidInput(f"{field}: {exc}", field=field) from None
+        raise InvalidInput(f"{field}: {exc}", field=field, manager_message=str(exc)) from None
     secret = ctx.secret  # read outside the transaction (it may be stored on first use)
     with ctx.read() as conn:
         renderer = renderer_for(SqlTransaction(conn), mailing, secret=secret,

@@ -15,7 +15,9 @@ small SQL constructs, compiled per dialect, read ``attributes -> KEY`` as
 - text: the value if it is a JSON string, else NULL;
 - number: a JSON number, or a JSON string spelling a decimal number, as a
   double; else NULL (so a stray ``"abc"`` never breaks a cast);
-- flag: ``'true'``/``'false'`` if it is a JSON boolean, else NULL;
+- flag: ``'true'``/``'false'`` if it is a JSON boolean, or a JSON string
+  that is ``true``/``false`` in any case (ASCII letters only fold on either
+  database, as in ``domain.attributes.flag_of``); else NULL;
 - raw: anything but a missing key or JSON null (for ``exists``).
 
 String ordering (``lt`` ... ``gte``) is by code point on both databases
@@ -66,9 +68,10 @@ COLUMNS: dict[str, sa.Column[_Any]] = {
     "orders_total": customers.c.orders_total,
 }
 
-# The same pattern as domain.segments.NUMERIC_TEXT, anchored; \Z (not $) so that
+# The same pattern as domain.attributes.NUMERIC_TEXT, anchored; \Z (not $) so that
 # Python's re, which SQLite calls, does not accept a trailing newline.
 _NUMERIC_SQL = r"^-?[0-9]+(\.[0-9]+)?\Z"
+_FLAG_TEXT = ("true", "false")
 
 
 def compile_rules(rule: Rule) -> ColumnElement[bool]:
@@ -227,7 +230,9 @@ def _attribute_postgresql(element: _Attribute, compiler: SQLCompiler, **kw: _Any
         numeric = sa.or_(kind == "number", spelled)
         expr = sa.case((numeric, sa.cast(text, sa.Float)))
     elif isinstance(element, _AttributeFlag):
-        expr = sa.case((kind == "boolean", text))
+        folded = sa.func.lower(text)
+        spelled = sa.and_(kind == "string", folded.in_(_FLAG_TEXT))
+        expr = sa.case((kind == "boolean", text), (spelled, folded))
     else:
         expr = text  # ->> gives NULL for a missing key and for JSON null
     return compiler.process(expr, **kw)
@@ -248,7 +253,9 @@ def _attribute_sqlite(element: _Attribute, compiler: SQLCompiler, **kw: _Any) ->
             (sa.and_(kind == "text", raw.regexp_match(_NUMERIC_SQL)), sa.cast(raw, sa.Float)),
         )
     elif isinstance(element, _AttributeFlag):
-        expr = sa.case((sa.or_(kind == "true", kind == "false"), kind))
+        folded = sa.func.lower(raw)  # SQLite folds ASCII letters only
+        expr = sa.case((sa.or_(kind == "true", kind == "false"), kind),
+                       (sa.and_(kind == "text", folded.in_(_FLAG_TEXT)), folded))
     else:
         expr = raw  # json_extract gives NULL for a missing key and for JSON null
     return compiler.process(expr, **kw)

@@ -23,21 +23,29 @@ from tidings.web.views import auth, customers, domains, mailings, quota, segment
 
 STATIC = Path(__file__).with_name("static")
 MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
-               ".txt": "text/plain"}
+               ".ico": "image/x-icon", ".txt": "text/plain"}
 
 
 def _static_router() -> APIRouter:
-    """The vendored files, outside the session machinery (no cookie on them)."""
+    """The static files, outside the session machinery (no cookie on them), and
+    ``/favicon.ico``, which browsers ask for whatever the page links."""
     r = APIRouter(include_in_schema=False)
     files = {p.name: p for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
 
-    @r.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> FileResponse:
+    def send(name: str) -> FileResponse:
         path = files.get(name)
         if path is None:
             raise HTTPException(status_code=404)
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix],
                             headers={"Cache-Control": "public, max-age=86400"})
+
+    @r.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        return send(name)
+
+    @r.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return send("favicon.ico")
 
     return r
 

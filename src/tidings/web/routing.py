@@ -33,6 +33,7 @@ from tidings.errors import Forbidden, InvalidInput, TemplateSyntaxError, Tidings
 from tidings.services.context import Context
 from tidings.web import session as sessions
 from tidings.web.session import Session
+from tidings.web.wording import say
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -147,8 +148,9 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def field_errors(exc: TidingsError) -> dict[str, str]:
-    """``{field: message}`` to show next to the field, or ``{"_": message}`` for the form."""
-    message = exc.message
+    """``{field: message}`` to show next to the field, or ``{"_": message}`` for the form;
+    the message in the manager's words (:func:`~tidings.web.wording.say`)."""
+    message = say(exc)
     if isinstance(exc, TemplateSyntaxError) and exc.line and f"line {exc.line}" not in message:
         message = f"Line {exc.line}: {message}"
     if isinstance(exc, InvalidInput) and exc.field:
@@ -168,7 +170,7 @@ def _to_sign_in(request: Request) -> Response:
 
 def _error_page(request: Request, exc: TidingsError) -> Response:
     title = {404: "Not found", 403: "Not allowed"}.get(exc.status, "Something is wrong")
-    return render(request, "error.html", status_code=exc.status, message=exc.message, title=title)
+    return render(request, "error.html", status_code=exc.status, message=say(exc), title=title)
 
 
 def _bad_request_page(request: Request, exc: RequestValidationError) -> Response:
@@ -204,7 +206,8 @@ def route_class(ctx: Context) -> type[APIRoute]:
 
             async def handle(request: Request) -> Response:
                 secret: bytes = await run_in_threadpool(lambda: ctx.secret)
-                loaded = sessions.load(request.cookies.get(sessions.COOKIE), secret)
+                cookie = sessions.cookie_name(secret)
+                loaded = sessions.load(request.cookies.get(cookie), secret)
                 start = loaded or Session()
                 set_session(request, start)
                 try:
@@ -225,7 +228,7 @@ def route_class(ctx: Context) -> type[APIRoute]:
                     return Response(status_code=400)
                 final = session_of(request)
                 if loaded is None or final != loaded:
-                    response.set_cookie(sessions.COOKIE, sessions.dump(final, secret),
+                    response.set_cookie(cookie, sessions.dump(final, secret),
                                         max_age=sessions.MAX_AGE, httponly=True, samesite="lax",
                                         path="/")
                 for key, value in SECURITY_HEADERS.items():

@@ -6,7 +6,9 @@ of them, each condition optionally negated ("does not match"). That is
 or ``{"not": leaf}`` inside. Deeper trees are edited as JSON. Only the shape
 and the typing of values typed into text boxes are handled here; whether a
 rule is valid is decided by :func:`tidings.domain.segments.parse_rules`, whose
-error path (``rules.all[2]``) is mapped back to the row it concerns.
+error path (``rules.all[2]``) is mapped back to the row it concerns, and whose
+message is put in the builder's words by :func:`rule_error` ("Condition 3:
+Number of orders needs a number", not ``rules.all[2]: "orders_count" gt ...``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from tidings.domain.attributes import NUMERIC_TEXT, typed_value
 from tidings.domain.segments import ATTRIBUTE_PREFIX, FIELDS, FieldType
 from tidings.errors import InvalidInput
 
@@ -34,8 +37,15 @@ OPERATORS: dict[str, str] = {
     "contains": "contains", "exists": "is present (yes or no)",
 }
 MATCHES = {"all": "all of", "any": "any of", "none": "none of"}
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _ROW_PATH = re.compile(r"^rules(?:\.not)?\.(?:all|any)\[(\d+)\]")
+_RULE_PATH = re.compile(r"^rules(?:\.(?:all|any|not)(?:\[\d+\])?)*$")
+# Pieces of parse_rules' messages that name the rule JSON, and their builder words.
+_QUOTED_FIELD = re.compile(r'^"(?P<field>[A-Za-z0-9_.]+)"(?: (?:lte|lt|gte|gt|eq|ne|in|contains))?(?= )')
+_NOT_FOR_FIELD = re.compile(r'^operator "(?P<op>[a-z]+)" does not apply to \w+ field "(?P<field>[^"]+)"$')
+_ATTRIBUTE_NAME = re.compile(r'^attribute field "attributes\.(?P<key>.*)" must be attributes\.KEY')
+_DATE_HINT = re.compile(r"an ISO 8601 date-time with an offset, e\.g\. [^,]+, or a date")
+_DATE_WORDS = ("a date like 2024-05-01, or a date and time with its offset from UTC, "
+               "like 2024-05-01T09:00+02:00")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,30 +77,79 @@ class Builder:
         found = _ROW_PATH.match(exc.field or "") if self.mode == "builder" else None
         if found and int(found.group(1)) < len(self.rows):
             index = int(found.group(1))
-            message = exc.message.split(": ", 1)[-1]
+            message = rule_error(exc, with_condition=False)
             rows = tuple(replace(r, error=message) if i == index else r
                          for i, r in enumerate(self.rows))
             return replace(self, rows=rows)
-        return replace(self, error=exc.message)
+        return replace(self, error=rule_error(exc))
+
+
+def is_rule_path(field: str | None) -> bool:
+    """Whether ``field`` is the path of a rule (``rules``, ``rules.all[2].not``)."""
+    return bool(field) and _RULE_PATH.match(field or "") is not None
+
+
+def condition_name(path: str) -> str:
+    """A rule path as the builder numbers its conditions: ``rules.all[1]`` is
+    "Condition 2", ``rules.not.any[0]`` "Condition 1", a nested
+    ``rules.all[0].any[2]`` "Condition 1.3", the whole tree "The rules"."""
+    numbers = [str(int(n) + 1) for n in re.findall(r"\[(\d+)\]", path)]
+    return f"Condition {'.'.join(numbers)}" if numbers else "The rules"
+
+
+def _field_words(name: str) -> str:
+    if name.startswith(ATTRIBUTE_PREFIX):
+        return f"The attribute “{name[len(ATTRIBUTE_PREFIX):]}”"
+    return FIELD_LABELS.get(name, f"“{name}”")
+
+
+def rule_error(exc: InvalidInput, *, with_condition: bool = True) -> str:
+    """``exc`` from :func:`~tidings.domain.segments.parse_rules` in the builder's
+    words: the condition's number (unless ``with_condition`` is false, for the
+    message shown on the condition's own row), its field by its label, an
+    operator by what the builder calls it, dates as a manager types them."""
+    if exc.manager_message != exc.message or not exc.field \
+            or not exc.message.startswith(f"{exc.field}: "):
+        return exc.manager_message
+    text = exc.message[len(exc.field) + 2:]
+    if found := _NOT_FOR_FIELD.match(text):
+        field = _field_words(found["field"])
+        text = (f"“{OPERATORS.get(found['op'], found['op'])}” does not apply to "
+                f"{field[:1].lower()}{field[1:]}")
+    elif found := _ATTRIBUTE_NAME.match(text):
+        text = f"An attribute name may hold only letters, digits and _, not “{found['key']}”"
+    elif text.startswith('"in" needs a non-empty list'):
+        text = "“is one of” needs at least one value"
+    elif text.startswith('"in" needs values of one type'):
+        text = "The values of “is one of” must be all text or all numbers"
+    elif (found := _QUOTED_FIELD.match(text)) and found["field"] != "exists":
+        text = _field_words(found["field"]) + text[found.end():]
+    text = _DATE_HINT.sub(_DATE_WORDS, text)
+    text = text[0].upper() + text[1:] if text else text
+    return f"{condition_name(exc.field)}: {text}" if with_condition else text
 
 
 def _typed(field: str, op: str, text: str) -> Any:
     text = text.strip()
     if op == "exists":
         return text.lower() not in ("no", "false", "0", "n")
+    if op == "contains":  # a substring of text, whatever it looks like
+        return text
     if op == "in":
         return [_scalar(field, part) for part in text.split(",") if part.strip()]
     return _scalar(field, text)
 
 
 def _scalar(field: str, text: str) -> Any:
+    """An attribute's value typed by the one rule for typed text
+    (:func:`~tidings.domain.attributes.typed_value`); a number field's value
+    a number whenever it spells one; any other field's value text."""
     text = text.strip()
     kind = FIELDS.get(field)
-    if kind is FieldType.NUMBER or (kind is None and field.startswith(ATTRIBUTE_PREFIX)):
-        if _NUMBER.fullmatch(text):
-            return float(text) if "." in text else int(text)
-    if kind is None and text.lower() in ("true", "false"):
-        return text.lower() == "true"
+    if kind is None and field.startswith(ATTRIBUTE_PREFIX):
+        return typed_value(text)
+    if kind is FieldType.NUMBER and NUMERIC_TEXT.fullmatch(text):
+        return float(text) if "." in text else int(text)
     return text
 
 

@@ -1,7 +1,9 @@
 """The browser session: a signed cookie holding who is signed in and the CSRF token.
 
 The cookie is ``base64url(json) "." hex(HMAC-SHA256)``, keyed by a key derived
-from the context's secret, so it cannot be forged or altered. It carries no
+from the context's secret, so it cannot be forged or altered. Its name
+(:func:`cookie_name`) is derived from that secret too: browsers keep cookies
+per host, not per port, so two instances on one host must not share a name. It carries no
 password and expires :data:`MAX_AGE` seconds after sign-in. Every visitor,
 signed in or not, gets a session with a random CSRF token; every POST must
 echo that token in the ``csrf_token`` form field or the ``X-CSRF-Token``
@@ -22,7 +24,6 @@ from typing import Any
 
 from tidings.domain.actors import Actor
 
-COOKIE = "tidings_session"
 MAX_AGE = 12 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -54,6 +55,14 @@ class Session:
 
     def csrf_ok(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf.encode(), str(token).encode())
+
+
+def cookie_name(secret: bytes) -> str:
+    """``tidings_session_`` and 12 hex digits of a keyed hash of ``secret``: the
+    same for every process of one instance, different for another instance on
+    the same host (cookies ignore the port), and revealing nothing of the secret."""
+    digest = hmac.new(secret, b"tidings-web-cookie-name-v1", hashlib.sha256).hexdigest()
+    return f"tidings_session_{digest[:12]}"
 
 
 def _key(secret: bytes) -> bytes:

@@ -19,6 +19,7 @@ from tidings.web.routing import (
     set_session,
 )
 from tidings.web.session import Session
+from tidings.web.wording import say
 
 
 def _safe_next(target: str | None) -> str:
@@ -47,7 +48,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
             actor = users.sign_in(ctx, email=email, password=password)
         except Unauthorized as exc:
             return render(request, "sign_in.html", status_code=401, next=next_, email=email,
-                          errors={"_": exc.message})
+                          errors={"_": say(exc)})
         set_session(request, session_of(request).signed_in(email=actor.name, role=actor.role))
         return redirect(_safe_next(next_))
 
@@ -98,7 +99,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         try:
             tokens.revoke_token(ctx, token_id)
         except TidingsError as exc:
-            flash(request, exc.message, "error")
+            flash(request, say(exc), "error")
         else:
             flash(request, "The token is revoked: requests with it are now refused.")
         return redirect("/admin/people")

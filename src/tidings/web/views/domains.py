@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 from tidings.errors import TidingsError
 from tidings.services.context import Context
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
+from tidings.web.wording import say
 
 NEEDED = ("list_", "create", "verify")
 
@@ -19,13 +21,35 @@ def available(service: ModuleType | None) -> bool:
     return service is not None and all(hasattr(service, name) for name in NEEDED)
 
 
+def _shown_once(domain: dict[str, Any]) -> dict[str, Any]:
+    """The domain with each record's problem pointing at its value instead of
+    repeating it: a DKIM key is hundreds of characters, and the page shows it
+    once, in the record's row, with a button to copy it."""
+    records = []
+    for record in domain["records"]:
+        problem = record.get("problem")
+        if problem and record["value"]:
+            quoted = re.escape(f'"{record["value"]}"')
+            problem = re.sub(rf"(?:the (?:TXT |single )?record )?{quoted}", "the record shown",
+                             problem)
+        records.append({**record, "problem": problem})
+    return {**domain, "records": records}
+
+
+def _health_besides_records(found: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
+    """The health without the records' problems, which their rows already show."""
+    shown = {c["problem"] for c in domain.get("checks") or [] if c.get("problem")}
+    return {**found, "problems": [p for p in found["problems"] if p not in shown]}
+
+
 def add_routes(r: APIRouter, ctx: Context, service: ModuleType) -> None:
     health = getattr(service, "health", None)
 
     def page(request: Request, *, errors: dict[str, str], values: dict[str, str],
              status: int = 200) -> Response:
-        found: list[dict[str, Any]] = service.list_(ctx)
-        healths = {d["id"]: health(ctx, d["id"]) for d in found} if health else {}
+        found = [_shown_once(d) for d in service.list_(ctx)]
+        healths = {d["id"]: _health_besides_records(health(ctx, d["id"]), d) for d in found} \
+            if health else {}
         return render(request, "domains.html", status_code=status, domains=found,
                       healths=healths, errors=errors, values=values)
 
@@ -50,7 +74,7 @@ def add_routes(r: APIRouter, ctx: Context, service: ModuleType) -> None:
         try:
             domain = service.verify(ctx, domain_id)
         except TidingsError as exc:
-            flash(request, exc.message, "error")
+            flash(request, say(exc), "error")
             return redirect("/domains")
         if domain.get("verified"):
             flash(request, f"{domain['domain']} is verified: mail can go out from it.")

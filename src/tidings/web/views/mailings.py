@@ -21,6 +21,7 @@ from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.web import charts
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
+from tidings.web.wording import say
 
 PAGE_SIZE = 50
 STATUS_NAMES = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Being sent",
@@ -87,8 +88,29 @@ def _editable(mailing: dict[str, Any], now: datetime) -> tuple[bool, str | None]
     try:
         rules.check_editable(status=MailingStatus(mailing["status"]), send_at=send_at, now=now)
     except MailingLocked as exc:
-        return False, exc.message
+        return False, say(exc)
     return True, None
+
+
+def _not_ready(mailing: dict[str, Any], segment: dict[str, Any] | None,
+               reach: dict[str, int] | None) -> str | None:
+    """Why Send now and Schedule are off for this draft (or scheduled mailing), in
+    the manager's words, or ``None`` when it can go: a segment and template are
+    chosen, an email has a From address, and someone in the segment can receive
+    it on its channel. A later chain step is sent by its chain (no such buttons)."""
+    if mailing["step"] > 1:
+        return None
+    missing = [what for key, what in (("segment_id", "a segment"), ("template_id", "a template"))
+               if mailing[key] is None]
+    if mailing["channel"] == "email" and not mailing["from_email"]:
+        missing.append("a From address")
+    if missing:
+        return f"Choose {' and '.join(missing)} first, in Settings below."
+    if segment is not None and reach is not None and reach[mailing["channel"]] == 0:
+        address = "an email address" if mailing["channel"] == "email" else "a phone number"
+        return (f"Nobody in the segment {segment['name']} can receive it: no customer there has "
+                f"{address} and is subscribed. Choose another segment, or add customers to it.")
+    return None
 
 
 def add_routes(r: APIRouter, ctx: Context) -> None:
@@ -116,19 +138,25 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
 
     def mailing_page(request: Request, mailing_id: int, *, status: int = 200,
                      errors: dict[str, dict[str, str]] | None = None,
-                     values: dict[str, dict[str, Any]] | None = None) -> Response:
+                     values: dict[str, dict[str, Any]] | None = None,
+                     confirm: str = "", menu: str = "") -> Response:
+        """The page; ``confirm`` names the confirmation to show open and ``menu``
+        the menu (how the page works without JavaScript)."""
         mailing = mailings.get(ctx, mailing_id)
         state = MailingStatus(mailing["status"])
         editable, lock_reason = _editable(mailing, ctx.now())
+        reached = audience_of(mailing)
         return render(
             request, "mailing.html", status_code=status, mailing=mailing,
-            **audience_of(mailing), **statistics(mailing),
+            **reached, **statistics(mailing), confirm=confirm, menu=menu,
+            not_ready=_not_ready(mailing, reached["segment"], reached["reach"]),
             templates={t["id"]: t for t in template_service.list_templates(ctx)},
             segments=audience.list_segments(ctx), package_size=ctx.settings.package_size,
             smtp_retry_for=ctx.settings.smtp_retry_for, lock_before=rules.LOCK_BEFORE,
             after_cancel=rules.next_status(state, Action.CANCEL).value
             if "cancel" in mailing["actions"] else None,
             editable=editable, lock_reason=lock_reason, conditions=CONDITIONS, bases=BASES,
+            statuses=STATUS_NAMES,
             timezones=timezones(), errors=errors or {}, values=values or {},
         )
 
@@ -138,7 +166,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         try:
             mailing = action()
         except TidingsError as exc:
-            flash(request, exc.message, "error")
+            flash(request, say(exc), "error")
             return redirect(f"/mailings/{mailing_id}")
         flash(request, done.format(**mailing))
         return redirect(f"/mailings/{mailing['id']}")
@@ -171,8 +199,9 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         return redirect(f"/mailings/{mailing['id']}")
 
     @r.get("/mailings/{mailing_id}")
-    def mailing(request: Request, actor: Who, mailing_id: int) -> Response:
-        return mailing_page(request, mailing_id)
+    def mailing(request: Request, actor: Who, mailing_id: int, confirm: str = "",
+                menu: str = "") -> Response:
+        return mailing_page(request, mailing_id, confirm=confirm, menu=menu)
 
     @r.get("/mailings/{mailing_id}/status")
     def status_line(request: Request, actor: Who, mailing_id: int, was: str = "") -> Response:
@@ -212,7 +241,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
                                 errors={"schedule": field_errors(exc)},
                                 values={"schedule": {"send_at": local, "tz": tz}})
         except TidingsError as exc:
-            flash(request, exc.message, "error")
+            flash(request, say(exc), "error")
             return redirect(f"/mailings/{mailing_id}")
         flash(request, f"Scheduled for {local.replace('T', ' ')} ({tz}).")
         return redirect(f"/mailings/{mailing_id}")
@@ -238,7 +267,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         try:
             mailings.delete(ctx, mailing_id)
         except TidingsError as exc:
-            flash(request, exc.message, "error")
+            flash(request, say(exc), "error")
             return redirect(f"/mailings/{mailing_id}")
         flash(request, f"Mailing {name} deleted.")
         return redirect("/mailings")

@@ -14,6 +14,7 @@ from tidings.services.context import Context
 from tidings.web import rules_form
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
 from tidings.web.rules_form import Builder, Row
+from tidings.web.wording import say
 
 
 def _page(request: Request, *, segment: dict[str, Any] | None, name: str, builder: Builder,
@@ -72,7 +73,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
             counts = audience.count_rules(ctx, rules_form.rules_of(rules_form.from_form(form)))
         except TidingsError as exc:
             return render(request, "_segment_count.html", fragment=True, counts=None,
-                          error=exc.message)
+                          error=say(exc))
         return render(request, "_segment_count.html", fragment=True, counts=counts, error=None)
 
     @r.get("/segments/{segment_id}")
