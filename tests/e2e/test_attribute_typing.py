@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from tidings.services import audience, auth
+from tidings.services import audience, users
 from tidings.services.context import Context
 
 PASSWORD = "long enough password"
@@ -47,7 +47,7 @@ def csrf_of(html: str) -> str:
 
 @pytest.fixture
 def csrf(client: TestClient, ctx: Context) -> str:
-    auth.create_user(ctx, email="boss@shop.example", password=PASSWORD, role="admin")
+    users.create_user(ctx, email="boss@shop.example", password=PASSWORD, role="admin")
     token = csrf_of(client.get("/sign-in").text)
     signed = client.post("/sign-in", data={"email": "boss@shop.example", "password": PASSWORD,
                                             "csrf_token": token, "next": ""})

@@ -754,7 +754,7 @@ def test_the_pages_have_an_icon(serve, page: Page) -> None:
 def test_every_main_page_fits_the_window_without_sideways_scrolling(
         serve, page: Page, width: int) -> None:
     from tests.dnsserver import LocalDns
-    from tidings.services import domains, engagement
+    from tidings.services import domains, orders
 
     with LocalDns() as dns:
         site = serve(with_user=True, with_worker=True, dns_server=dns.address)
@@ -765,7 +765,7 @@ def test_every_main_page_fits_the_window_without_sideways_scrolling(
         sent = mailings.copy(ctx, mailing["id"])
         mailings.send_now(ctx, sent["id"])
         _wait_for_status(ctx, sent["id"], "sent")
-        engagement.create_order(ctx, {"external_id": "A-1", "customer_email": "customer1@example.com",
+        orders.create_order(ctx, {"external_id": "A-1", "customer_email": "customer1@example.com",
                                       "total": "120.00", "created_at": ctx.now().isoformat()})
         domain = domains.create(ctx, {"domain": "shop.example"})
         domains.verify(ctx, domain["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 
-from tests.integration.test_tracking import seed
+from tests.builders import tracked_mailing
 from tidings.transports.base import Envelope, Result
 from tidings.transports.outbox import OutboxTransport
 
@@ -40,7 +40,7 @@ def test_test_sends_get_names_of_their_own(tmp_path):
 
 def test_two_test_sends_of_a_mailing_leave_two_messages_in_the_outbox(make_ctx, api_for, tmp_path):
     api = api_for(make_ctx())
-    mid = seed(api, ["ann@example.org"])["mailing"]["id"]
+    mid = tracked_mailing(api, ["ann@example.org"])["mailing"]["id"]
 
     api.ok("POST", f"/mailings/{mid}/test", {"email": "qa1@example.org"})
     api.ok("POST", f"/mailings/{mid}/test", {"email": "qa2@example.org"})

@@ -10,15 +10,13 @@ password (a signed session cookie), and every POST carries a CSRF token.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 from tidings.services.context import Context
-from tidings.web.routing import TEMPLATES, route_class
+from tidings.web.routing import route_class
 from tidings.web.views import auth, customers, domains, mailings, quota, segments, templates
 
 STATIC = Path(__file__).with_name("static")
@@ -60,11 +58,7 @@ def build_web_router(ctx: Context) -> APIRouter:
     templates.add_routes(r, ctx)
     mailings.add_routes(r, ctx)
     quota.add_routes(r, ctx)
-    name = "tidings.services.domains"
-    service = importlib.import_module(name) if importlib.util.find_spec(name) else None
-    TEMPLATES.env.globals["has_domains"] = domains.available(service)
-    if service is not None and domains.available(service):
-        domains.add_routes(r, ctx, service)
+    domains.add_routes(r, ctx)
     return r
 
 

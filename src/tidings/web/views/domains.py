@@ -1,24 +1,18 @@
-"""Sending domains (``tidings.services.domains``): records to publish, verify, health."""
+"""Sending domains: records to publish, verify, health."""
 
 from __future__ import annotations
 
 import re
-from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tidings.errors import TidingsError
+from tidings.services import domains as service
 from tidings.services.context import Context
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
 from tidings.web.wording import say
-
-NEEDED = ("list_", "create", "verify")
-
-
-def available(service: ModuleType | None) -> bool:
-    return service is not None and all(hasattr(service, name) for name in NEEDED)
 
 
 def _shown_once(domain: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +36,7 @@ def _health_besides_records(found: dict[str, Any], domain: dict[str, Any]) -> di
     return {**found, "problems": [p for p in found["problems"] if p not in shown]}
 
 
-def add_routes(r: APIRouter, ctx: Context, service: ModuleType) -> None:
+def add_routes(r: APIRouter, ctx: Context) -> None:
     health = getattr(service, "health", None)
 
     def page(request: Request, *, errors: dict[str, str], values: dict[str, str],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
@@ -14,9 +12,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from tidings.domain import mailings as rules
+from tidings.domain.conversions import BASES as BASES_KEYS
 from tidings.domain.mailings import Action, MailingStatus
 from tidings.errors import InvalidInput, MailingLocked, TidingsError
 from tidings.services import audience, mailings
+from tidings.services import stats as stats_service
 from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.web import charts
@@ -24,22 +24,16 @@ from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
 from tidings.web.wording import say
 
 PAGE_SIZE = 50
-STATUS_NAMES = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Being sent",
-                "sent": "Sent", "canceled": "Canceled", "interrupted": "Interrupted"}
-CONDITIONS = {"all": "everyone who got the step before",
-              "opened": "those who opened the step before",
-              "not_opened": "those who did not open the step before",
-              "clicked": "those who clicked in the step before",
-              "not_clicked": "those who did not click in the step before",
-              "not_converted": "those who did not buy after the step before"}
-BASES = {"received": "received the message", "opened": "opened it", "clicked": "clicked a link"}
+STATUS_NAMES = {status.value: name for status, name in rules.LABELS.items()}
+#: The domain's conditions and bases, in the manager's words.
+CONDITIONS = dict(zip(rules.CONDITIONS, (
+    "everyone who got the step before", "those who opened the step before",
+    "those who did not open the step before", "those who clicked in the step before",
+    "those who did not click in the step before", "those who did not buy after the step before"),
+    strict=True))
+BASES = dict(zip(BASES_KEYS, ("received the message", "opened it", "clicked a link"), strict=True))
 CHARTED = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "complained")
 EDIT_FIELDS = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to")
-
-
-def _optional(name: str) -> Any:
-    """A service module that other issues add (statistics, domains), if it is there."""
-    return importlib.import_module(name) if importlib.util.find_spec(name) else None
 
 
 @cache
@@ -114,11 +108,9 @@ def _not_ready(mailing: dict[str, Any], segment: dict[str, Any] | None,
 
 
 def add_routes(r: APIRouter, ctx: Context) -> None:
-    stats_service = _optional("tidings.services.stats")
-
     def statistics(mailing: dict[str, Any]) -> dict[str, Any]:
-        """The statistics panel (when the statistics service exists and sending started)."""
-        if stats_service is None or MailingStatus(mailing["status"]) not in rules.STARTED:
+        """The statistics panel, once sending started."""
+        if MailingStatus(mailing["status"]) not in rules.STARTED:
             return {"stats": None, "bars": [], "timeline": None}
         stats = stats_service.mailing_stats(ctx, mailing["id"])
         shown = [(key.capitalize(), float(stats[key])) for key in CHARTED if key in stats]
