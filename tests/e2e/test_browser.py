@@ -784,3 +784,55 @@ def test_every_main_page_fits_the_window_without_sideways_scrolling(
         if document > viewport:
             too_wide[path] = document
     assert too_wide == {}, f"wider than {width} px: {too_wide}"
+
+
+@WIDTHS
+def test_a_mailing_canceled_while_sending_says_so_until_the_package_in_flight_is_out(
+        serve, page: Page, width: int) -> None:
+    site = serve(package_size=2)
+    mailing = seed(site.ctx, customers=4)["mailing"]
+    mailings.send_now(site.ctx, mailing["id"])
+    worker = make_worker(site.ctx)
+    package = worker.claim()  # a worker has started the first package ...
+    assert package is not None
+    mailings.cancel(site.ctx, mailing["id"])  # ... when the manager cancels
+    at_width(page, width)
+    sign_in(page, site, f"/mailings/{mailing['id']}")
+
+    expect(status_line(page)).to_have_text("Being sent 0%, canceling after this package")
+    expect(button(page, "Cancel")).to_have_count(0)  # it is being canceled already
+    assert_fits(page)
+
+    worker.process(package)  # the package goes out whole; then the mailing is Canceled
+    worker.close()
+    page.reload()
+    expect(status_line(page)).to_have_text("Canceled")
+    expect(page.get_by_text("2 sent")).to_be_visible()
+    expect(button(page, "Resume")).to_have_count(1)
+
+
+@WIDTHS
+def test_a_canceled_chain_step_is_scheduled_again_at_its_chain_time(
+        serve, page: Page, width: int) -> None:
+    site = serve()
+    made = seed(site.ctx, customers=2)
+    first = made["mailing"]
+    step = mailings.add_step(site.ctx, first["id"], {"template_id": made["template"]["id"],
+                                                     "delay_hours": 48, "condition": "all"})
+    mailings.send_now(site.ctx, first["id"])
+    make_worker(site.ctx).run_until_idle()
+    scheduled = mailings.get(site.ctx, step["id"])
+    assert scheduled["status"] == "scheduled"
+    mailings.cancel(site.ctx, step["id"])
+    at_width(page, width)
+    sign_in(page, site, f"/mailings/{step['id']}")
+
+    expect(status_line(page)).to_have_text("Draft")
+    button(page, "Schedule").click()
+    confirm = dialog(page, "Schedule")
+    expect(confirm).to_contain_text("Leave it empty to send it at its chain time: 48 hours after step 1")
+    assert_fits(page)
+    confirm.get_by_role("button", name="Yes, schedule it").click()
+
+    expect(status_line(page)).to_have_text(re.compile(r"^Scheduled for "))
+    assert mailings.get(site.ctx, step["id"])["send_at"] == scheduled["send_at"]

@@ -89,7 +89,7 @@ def to_json(conn: sa.Connection, mailing: Mailing, *, with_steps: bool = True) -
         data["steps"] = [
             {"id": s.id, "step": s.step, "name": s.name, "status": s.status.value,
              "template_id": s.template_id, "delay_hours": s.delay_hours,
-             "condition": s.condition, "send_at": _iso(s.send_at)}
+             "condition": s.condition, "send_at": _iso(s.send_at), "finished_at": _iso(s.finished_at)}
             for s in chain
         ]
     return data

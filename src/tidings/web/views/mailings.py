@@ -107,6 +107,16 @@ def _not_ready(mailing: dict[str, Any], segment: dict[str, Any] | None,
     return None
 
 
+def _chain_time(mailing: dict[str, Any], now: datetime) -> datetime | None:
+    """When a later step goes if scheduled by its chain now (the step before it
+    was sent), else None."""
+    previous = next((s for s in mailing.get("steps", []) if s["step"] == mailing["step"] - 1), None)
+    if previous is None or not previous.get("finished_at"):
+        return None
+    return rules.chain_step_due(previous_finished_at=datetime.fromisoformat(previous["finished_at"]),
+                                delay_hours=mailing["delay_hours"], now=now)
+
+
 def add_routes(r: APIRouter, ctx: Context) -> None:
     def statistics(mailing: dict[str, Any]) -> dict[str, Any]:
         """The statistics panel, once sending started."""
@@ -148,7 +158,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
             after_cancel=rules.next_status(state, Action.CANCEL).value
             if "cancel" in mailing["actions"] else None,
             editable=editable, lock_reason=lock_reason, conditions=CONDITIONS, bases=BASES,
-            statuses=STATUS_NAMES,
+            statuses=STATUS_NAMES, chain_time=_chain_time(mailing, ctx.now()),
             timezones=timezones(), errors=errors or {}, values=values or {},
         )
 
@@ -225,9 +235,12 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
 
     @r.post("/mailings/{mailing_id}/schedule")
     def schedule(request: Request, actor: Who, mailing_id: int, form: Form) -> Response:
-        local, tz = str(form.get("send_at", "")), str(form.get("tz", "UTC"))
+        local, tz = str(form.get("send_at", "")).strip(), str(form.get("tz", "UTC"))
+        later_step = mailings.get(ctx, mailing_id)["step"] > 1
         try:
-            mailings.schedule(ctx, mailing_id, _aware(local, tz))
+            # a later chain step without a time goes at its chain time
+            mailing = mailings.schedule(ctx, mailing_id,
+                                        None if later_step and not local else _aware(local, tz))
         except InvalidInput as exc:
             return mailing_page(request, mailing_id, status=422,
                                 errors={"schedule": field_errors(exc)},
@@ -235,7 +248,8 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         except TidingsError as exc:
             flash(request, say(exc), "error")
             return redirect(f"/mailings/{mailing_id}")
-        flash(request, f"Scheduled for {local.replace('T', ' ')} ({tz}).")
+        flash(request, f"Scheduled for {local.replace('T', ' ')} ({tz})." if local
+              else f"{mailing['status_label']}, its chain time.")
         return redirect(f"/mailings/{mailing_id}")
 
     @r.post("/mailings/{mailing_id}/cancel")
