@@ -364,6 +364,26 @@ def test_a_failing_callback_does_not_stop_the_reader(smsc, connect) -> None:
     assert transport.send([envelope("Hi")])[0].result is Result.SENT
 
 
+def test_a_slow_callback_does_not_hold_up_the_answers_to_submits(smsc, connect) -> None:
+    release = threading.Event()
+    receipts: list[sms.DeliveryReceipt] = []
+
+    def slow(receipt: sms.DeliveryReceipt) -> None:
+        release.wait(5)
+        receipts.append(receipt)
+
+    transport = connect(smsc.url(timeout=0.5), on_receipt=slow)
+    [first] = transport.send([envelope("Hi")])
+    assert smsc.send_receipt(first.remote_ids[0]) == 0
+    assert smsc.send_receipt(first.remote_ids[0], stat="EXPIRED") == 0
+    time.sleep(0.6)  # the first callback is still waiting, longer than the answer timeout
+    outcomes = transport.send(batch(3))
+    assert [o.result for o in outcomes] == [Result.SENT] * 3
+    release.set()
+    wait_for(lambda: len(receipts) == 2)
+    assert [r.state for r in receipts] == [sms.ReceiptState.DELIVERED, sms.ReceiptState.EXPIRED]
+
+
 def test_enquire_link_is_answered_and_sent(smsc, connect) -> None:
     transport = connect(smsc.url(enquire=0.1))
     transport.start()

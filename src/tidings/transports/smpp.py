@@ -47,8 +47,9 @@ TLV, or the standard ``id:... stat:...`` text) becomes a
 :class:`~tidings.domain.sms.DeliveryReceipt` handed to ``on_receipt``; any
 other message an :class:`~tidings.domain.sms.InboundMessage` (decoded per
 ``data_coding``, concatenated parts joined by UDH or SAR) handed to
-``on_inbound``. Both callbacks run on the bind's reader thread; an exception
-in one is logged and the reader goes on.
+``on_inbound``. Both callbacks run one at a time, in the order received, on
+the transport's callback thread (so a slow callback never holds up the
+answers to submits); an exception in one is logged and the next goes on.
 
 Why our own PDU layer (:mod:`tidings.transports.smpp_pdu`, about 250 lines)
 rather than a library, judged in November 2026 from their released code:
@@ -73,8 +74,10 @@ Writing the ~250 lines of PDUs keeps every rule above in our hands and tested.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
+import queue
 import random
 import socket
 import threading
@@ -505,9 +508,10 @@ def _close(sock: socket.socket) -> None:
 class SmppTransport:
     """The SMPP ESME: see the module docstring for what it guarantees.
 
-    ``on_receipt`` and ``on_inbound`` are called from the binds' reader
-    threads. The binds are made by the first :meth:`send` (or :meth:`start`)
-    and kept until :meth:`close`."""
+    ``on_receipt`` and ``on_inbound`` are called from its callback thread.
+    The binds are made by the first :meth:`send` (or :meth:`start`) and kept
+    until :meth:`close`, which also waits (up to 5 s) for the callbacks of
+    what was already received."""
 
     def __init__(self, settings: SmppSettings, *, on_receipt: ReceiptCallback | None = None,
                  on_inbound: InboundCallback | None = None) -> None:
@@ -523,6 +527,8 @@ class SmppTransport:
         self._reference = random.randrange(0x10000)
         self._call: _Call | None = None
         self._started = False
+        self._start_lock = threading.Lock()
+        self._events: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._round_robin = 0
         self._inbound_parts: dict[tuple[str, str, int, int], tuple[float, dict[int, tuple[int, bytes]]]] = {}
         self._inbound_lock = threading.Lock()
@@ -533,7 +539,7 @@ class SmppTransport:
         else:
             self.sessions = [_Session(self, Command.BIND_TRANSCEIVER, f"trx{i + 1}")
                              for i in range(settings.binds)]
-        self._upkeep: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 30.0, on_receipt: ReceiptCallback | None = None,
@@ -558,15 +564,19 @@ class SmppTransport:
     def start(self) -> None:
         """Bind every session (one attempt each) and start their upkeep threads.
         Idempotent; :meth:`send` calls it."""
-        if self._started or self.closed:
-            return
-        self._started = True
-        for session in self.sessions:
-            session.connect()
-            thread = threading.Thread(target=self._keep, args=(session,), name=f"smpp-upkeep-{session.name}",
-                                      daemon=True)
-            thread.start()
-            self._upkeep.append(thread)
+        with self._start_lock:
+            if self._started or self.closed:
+                return
+            self._started = True
+            callbacks = threading.Thread(target=self._run_callbacks, name="smpp-callbacks", daemon=True)
+            callbacks.start()
+            self._threads.append(callbacks)
+            for session in self.sessions:
+                session.connect()
+                thread = threading.Thread(target=self._keep, args=(session,),
+                                          name=f"smpp-upkeep-{session.name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def close(self) -> None:
         """Unbind (waiting up to ``timeout`` for each answer) and close every bind."""
@@ -586,8 +596,14 @@ class SmppTransport:
             except OSError:
                 pass
             session.drop(sock, "unbound on close")
-        for thread in self._upkeep:
-            thread.join(timeout=5.0)
+        self._events.put(None)
+        deadline = time.monotonic() + 5.0
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _run_callbacks(self) -> None:
+        while (event := self._events.get()) is not None:
+            event()
 
     def _keep(self, session: _Session) -> None:
         """Upkeep of one bind: enquire_link when idle, drop when unanswered, bind again when down."""
@@ -671,11 +687,11 @@ class SmppTransport:
         receipt = _receipt(message)
         if receipt is not None:
             if self.on_receipt is not None:
-                _call_back(self.on_receipt, receipt)
+                self._events.put(functools.partial(_call_back, self.on_receipt, receipt))
             return
         inbound = self._inbound(message)
         if inbound is not None and self.on_inbound is not None:
-            _call_back(self.on_inbound, inbound)
+            self._events.put(functools.partial(_call_back, self.on_inbound, inbound))
 
     def _inbound(self, message: ShortMessage) -> sms.InboundMessage | None:
         """The message, or None while parts of a concatenated one are missing."""
@@ -863,7 +879,7 @@ class SmppTransport:
 def _call_back(callback: Callable[[T], None], value: T) -> None:
     try:
         callback(value)
-    except Exception:  # noqa: BLE001 - the reader thread must go on
+    except Exception:  # noqa: BLE001 - the next callback must still run
         log.exception("the SMS callback failed for %r", value)
 
 
