@@ -22,6 +22,7 @@ module), so a mistake in the client's encoding shows up here. What it does:
 from __future__ import annotations
 
 import collections
+import queue
 import socket
 import struct
 import threading
@@ -144,6 +145,7 @@ class _Connection:
     waiting: dict[int, threading.Event] = field(default_factory=dict)
     answers: dict[int, int] = field(default_factory=dict)
     closed: bool = False
+    delayed: queue.SimpleQueue[tuple[float, Submit, int, bytes]] | None = None
 
     def write(self, data: bytes) -> None:
         with self.write_lock:
@@ -306,6 +308,7 @@ class LoopbackSmsc:
             except OSError:
                 return
             number += 1
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c = _Connection(number=number, sock=sock)
             with self.lock:
                 self._connections.append(c)
@@ -396,20 +399,34 @@ class LoopbackSmsc:
         answer = pdu(SUBMIT_SM | RESP, sequence,
                      (submit.message_id or "").encode() + b"\x00" if status == ROK else b"", status)
 
-        def respond() -> None:
-            if self.response_delay:
-                time.sleep(self.response_delay)
-            with self.lock:
-                if c.closed:
-                    return
-                submit.status = status
-                c.outstanding -= 1
-            try:
-                c.write(answer)
-            except OSError:
-                submit.status = None
-
         if self.response_delay:
-            threading.Thread(target=respond, daemon=True).start()
+            if c.delayed is None:
+                c.delayed = queue.SimpleQueue()
+                threading.Thread(target=self._answer_later, args=(c,), daemon=True,
+                                 name=f"smsc-answers-{c.number}").start()
+            c.delayed.put((time.monotonic() + self.response_delay, submit, status, answer))
         else:
-            respond()
+            self._answer(c, submit, status, answer)
+
+    def _answer(self, c: _Connection, submit: Submit, status: int, answer: bytes) -> None:
+        with self.lock:
+            if c.closed:
+                return
+            submit.status = status
+            c.outstanding -= 1
+        try:
+            c.write(answer)
+        except OSError:
+            submit.status = None
+
+    def _answer_later(self, c: _Connection) -> None:
+        """Each answer when its delay is over, in the order the submits came (the delay
+        is the same for all, so the first due is always the first in line)."""
+        assert c.delayed is not None
+        while not c.closed:
+            try:
+                due, submit, status, answer = c.delayed.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            time.sleep(max(0.0, due - time.monotonic()))
+            self._answer(c, submit, status, answer)

@@ -45,6 +45,10 @@ GSM_EXTENSION = {"\x0c": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[":
 _BASIC_SEPTET = {ch: i for i, ch in enumerate(GSM_BASIC) if i != ESC}
 _BASIC_CHAR = {i: ch for ch, i in _BASIC_SEPTET.items()}
 _EXTENSION_CHAR = {septet: ch for ch, septet in GSM_EXTENSION.items()}
+_GSM_CHARS = frozenset(_BASIC_SEPTET) | frozenset(GSM_EXTENSION)
+#: str.translate table from text to septets as code points 0-127 (then encoded as Latin-1).
+_TO_SEPTETS = {ord(ch): chr(i) for ch, i in _BASIC_SEPTET.items()} | {
+    ord(ch): chr(ESC) + chr(septet) for ch, septet in GSM_EXTENSION.items()}
 
 #: Units (septets or UTF-16 code units) in one single part / in each concatenated part.
 GSM7_SINGLE, GSM7_PART = 160, 153
@@ -75,18 +79,20 @@ def char_units(ch: str, encoding: Encoding) -> int:
 
 def is_gsm7(ch: str) -> bool:
     """True when ``ch`` is in the GSM 03.38 basic or extension table."""
-    return ch in _BASIC_SEPTET or ch in GSM_EXTENSION
+    return ch in _GSM_CHARS
 
 
 def choose_encoding(text: str) -> Encoding:
     """GSM-7 when every character is in the GSM 03.38 tables, else UCS-2."""
-    return Encoding.GSM7 if all(is_gsm7(ch) for ch in text) else Encoding.UCS2
+    return Encoding.GSM7 if _GSM_CHARS.issuperset(text) else Encoding.UCS2
 
 
 def count_units(text: str, encoding: Encoding | None = None) -> int:
     """Septets (GSM-7) or UTF-16 code units (UCS-2) of ``text``."""
     encoding = encoding or choose_encoding(text)
-    return sum(char_units(ch, encoding) for ch in text)
+    if encoding is Encoding.GSM7:
+        return len(text.translate(_TO_SEPTETS))
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def split_text(text: str, encoding: Encoding | None = None) -> list[str]:
@@ -142,16 +148,10 @@ def summarize(text: str) -> SmsSummary:
 def encode_gsm7(text: str) -> bytes:
     """GSM 03.38 septets, one per octet (unpacked, as SMPP ``data_coding`` 0 carries
     them); extension characters as ESC + septet. ValueError for any other character."""
-    out = bytearray()
-    for ch in text:
-        septet = _BASIC_SEPTET.get(ch)
-        if septet is not None:
-            out.append(septet)
-        elif ch in GSM_EXTENSION:
-            out += bytes((ESC, GSM_EXTENSION[ch]))
-        else:
-            raise ValueError(f"{ch!r} is not a GSM 03.38 character")
-    return bytes(out)
+    if not _GSM_CHARS.issuperset(text):
+        bad = next(ch for ch in text if ch not in _GSM_CHARS)
+        raise ValueError(f"{bad!r} is not a GSM 03.38 character")
+    return text.translate(_TO_SEPTETS).encode("latin-1")
 
 
 def decode_gsm7(data: bytes) -> str:
