@@ -121,6 +121,7 @@ RETRY_STATUSES = frozenset({Status.RTHROTTLED, Status.RMSGQFUL, Status.RSYSERR, 
 REBIND_FIRST, REBIND_MAX = 1.0, 30.0
 #: Incomplete inbound concatenated messages are dropped after this long (seconds).
 INBOUND_PARTS_KEPT_FOR = 3600.0
+INBOUND_PARTS_KEPT_AT_MOST = 10_000
 
 ReceiptCallback = Callable[[sms.DeliveryReceipt], None]
 InboundCallback = Callable[[sms.InboundMessage], None]
@@ -714,6 +715,8 @@ class SmppTransport:
                 for old in [k for k, (at, _) in self._inbound_parts.items()
                             if now - at > INBOUND_PARTS_KEPT_FOR]:
                     del self._inbound_parts[old]
+                while len(self._inbound_parts) >= INBOUND_PARTS_KEPT_AT_MOST:
+                    del self._inbound_parts[next(iter(self._inbound_parts))]  # the oldest
                 _, parts = self._inbound_parts.setdefault(key, (now, {}))
                 parts[concatenation.seq] = (message.data_coding, payload)
                 if len(parts) < concatenation.total:
@@ -736,6 +739,15 @@ class SmppTransport:
         except InvalidInput as exc:
             message.outcome = Outcome(result=Result.REJECTED, detail=exc.message)
             return message
+        try:
+            self._add_parts(message, prepared, destination)
+        except ValueError as exc:  # a field the PDU cannot hold
+            message.parts.clear()
+            message.outcome = Outcome(result=Result.REJECTED, detail=f"cannot be sent over SMPP: {exc}")
+        return message
+
+    def _add_parts(self, message: _Message, prepared: sms.SmsMessage, destination: sms.Address) -> None:
+        s = self.settings
         for index, part in enumerate(prepared.parts, start=1):
             tlvs = sar_tlvs(reference=part.sar.reference, total=part.sar.total, seq=part.sar.seq) \
                 if part.sar else {}
@@ -748,7 +760,6 @@ class SmppTransport:
             sequence = self.next_sequence()
             message.parts.append(_Submit(message=message, index=index, sequence=sequence,
                                          pdu=Pdu(Command.SUBMIT_SM, 0, sequence, body).encode()))
-        return message
 
     def send(self, batch: Sequence[Envelope]) -> list[Outcome]:
         """One outcome per envelope, in order (see the module docstring)."""
