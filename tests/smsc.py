@@ -156,7 +156,7 @@ class LoopbackSmsc:
     """See the module docstring. ``with LoopbackSmsc() as smsc: smsc.url(...)``."""
 
     def __init__(self, *, system_id: str = "tidings", password: str = "secret", id_form: str = "hex",
-                 response_delay: float = 0.0) -> None:
+                 response_delay: float = 0.0, port: int = 0) -> None:
         self.system_id, self.password = system_id, password
         self.id_form = id_form
         self.response_delay = response_delay
@@ -173,7 +173,7 @@ class LoopbackSmsc:
         self._next_id = 0xFE  # the first id is 0xFF: 255, "ff", "000000FF"
         self._sequence = 0
         self._connections: list[_Connection] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self.port = self._listener.getsockname()[1]
         self._stopped = False
         threading.Thread(target=self._accept, daemon=True, name="smsc-accept").start()
