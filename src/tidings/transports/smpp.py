@@ -51,7 +51,7 @@ other message an :class:`~tidings.domain.sms.InboundMessage` (decoded per
 the transport's callback thread (so a slow callback never holds up the
 answers to submits); an exception in one is logged and the next goes on.
 
-Why our own PDU layer (:mod:`tidings.transports.smpp_pdu`, about 250 lines)
+Why our own PDU layer (:mod:`tidings.transports.smpp_pdu`, under 300 lines)
 rather than a library, judged in November 2026 from their released code:
 
 - smpplib 2.2.4 (sync): one socket, ``send_message`` writes and returns;
@@ -68,7 +68,7 @@ rather than a library, judged in November 2026 from their released code:
   whether a submit reached the wire when the session breaks (the line between
   DEFERRED and UNCERTAIN), has no ``data_sm`` receipt path, needs an event
   loop inside our threaded worker, and ships one prebuilt binary.
-Writing the ~250 lines of PDUs keeps every rule above in our hands and tested.
+Writing the PDUs ourselves keeps every rule above in our hands and tested.
 """
 
 from __future__ import annotations
