@@ -40,6 +40,9 @@ class Outcome:
     result: Result
     code: int | None = None
     detail: str | None = None
+    #: The gateway's id of each part it accepted, in part order (SMPP ``message_id``s);
+    #: empty where the gateway gives none.
+    remote_ids: tuple[str, ...] = ()
 
     @property
     def hard_bounce(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tidings.errors import InvalidInput
 from tidings.transports.base import Transport
 from tidings.transports.outbox import OutboxTransport
+from tidings.transports.smpp import InboundCallback, ReceiptCallback, SmppTransport
 from tidings.transports.sms_http import HttpSmsTransport
 from tidings.transports.smtp import SmtpTransport
 
@@ -18,13 +19,20 @@ def make_transport(url: str, *, connections: int, timeout: float = 30.0) -> Tran
 
 
 def make_sms_transport(sms_url: str | None, *, smtp_url: str, connections: int,
-                       timeout: float = 30.0) -> Transport | None:
-    """The SMS transport: the HTTP gateway at ``TIDINGS_SMS_URL``; without one, the
-    outbox folder when email goes there too; otherwise none (SMS cannot be sent)."""
+                       timeout: float = 30.0, on_receipt: ReceiptCallback | None = None,
+                       on_inbound: InboundCallback | None = None) -> Transport | None:
+    """The SMS transport: the HTTP gateway or the SMPP client (``smpp://``, its
+    binds and window from the URL; ``timeout`` is its answer timeout unless the
+    URL sets one; receipts and replies go to ``on_receipt``/``on_inbound``) at
+    ``TIDINGS_SMS_URL``; without one, the outbox folder when email goes there too;
+    otherwise none (SMS cannot be sent)."""
     if sms_url:
         if sms_url.startswith(("http://", "https://")):
             return HttpSmsTransport(sms_url, connections=connections, timeout=timeout)
-        raise InvalidInput(f"Unsupported SMS gateway URL {sms_url!r}: use http(s)://.",
+        if sms_url.startswith("smpp://"):
+            return SmppTransport.from_url(sms_url, timeout=timeout, on_receipt=on_receipt,
+                                          on_inbound=on_inbound)
+        raise InvalidInput(f"Unsupported SMS gateway URL {sms_url!r}: use http(s):// or smpp://.",
                            field="TIDINGS_SMS_URL")
     if smtp_url.startswith("file://"):
         return OutboxTransport(smtp_url.removeprefix("file://") or "outbox", suffix=".sms.txt")
