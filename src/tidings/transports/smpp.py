@@ -69,6 +69,10 @@ rather than a library, judged in November 2026 from their released code:
   DEFERRED and UNCERTAIN), has no ``data_sm`` receipt path, needs an event
   loop inside our threaded worker, and ships one prebuilt binary.
 Writing the PDUs ourselves keeps every rule above in our hands and tested.
+
+The modules: :mod:`.smpp_settings` reads the URL, :mod:`.smpp_session` is one
+bind (its socket, reader thread and outstanding submits), :mod:`.smpp_pdu`
+the wire format; this one is the transport that spreads a batch over the binds.
 """
 
 from __future__ import annotations
@@ -83,9 +87,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tidings.domain import sms
 from tidings.errors import InvalidInput
@@ -95,30 +97,32 @@ from tidings.transports.smpp_pdu import (
     ESM_SMSC_RECEIPT,
     ESM_TYPE_MASK,
     ESM_UDHI,
-    HEADER,
     Command,
     Pdu,
-    PduError,
     ShortMessage,
     Status,
     SubmitSm,
     Tag,
-    bind_body,
-    message_id_of,
-    parse_data_sm,
-    parse_deliver_sm,
-    read_header,
     sar_tlvs,
     status_name,
 )
+from tidings.transports.smpp_session import (
+    REBIND_MAX,
+    Bind,
+    OutgoingMessage,
+    SendCall,
+    Submit,
+    SubmitState,
+)
+from tidings.transports.smpp_settings import SmppSettings
+
+__all__ = ["InboundCallback", "ReceiptCallback", "SmppSettings", "SmppTransport"]
 
 log = logging.getLogger("tidings.smpp")
 
 #: Answers after which the same submit is sent again; RTHROTTLED also pauses its bind.
 RETRY_STATUSES = frozenset({Status.RTHROTTLED, Status.RMSGQFUL, Status.RSYSERR, Status.RX_T_APPN,
                             Status.RINVBNDSTS})
-#: Pauses of the upkeep thread between bind attempts (seconds).
-REBIND_FIRST, REBIND_MAX = 1.0, 30.0
 #: Incomplete inbound concatenated messages are dropped after this long (seconds).
 INBOUND_PARTS_KEPT_FOR = 3600.0
 INBOUND_PARTS_KEPT_AT_MOST = 10_000
@@ -127,380 +131,6 @@ ReceiptCallback = Callable[[sms.DeliveryReceipt], None]
 InboundCallback = Callable[[sms.InboundMessage], None]
 T = TypeVar("T")
 
-
-# -- settings ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class SmppSettings:
-    """Everything an ``smpp://`` URL says; see the module docstring for each."""
-
-    host: str
-    port: int
-    system_id: str
-    password: str
-    source: sms.Address
-    bind: str = "trx"
-    window: int = 10
-    binds: int = 1
-    sar: bool = False
-    system_type: str = ""
-    enquire: float = 30.0
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
-    throttle_pause: float = 1.0
-    retries: int = 10
-
-    @classmethod
-    def from_url(cls, url: str, *, timeout: float = 30.0) -> SmppSettings:
-        """Read ``smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER&...``;
-        ``timeout`` is the answer timeout unless the URL sets one. InvalidInput
-        (field ``TIDINGS_SMS_URL``) naming the part that is wrong."""
-        def bad(message: str) -> InvalidInput:
-            return InvalidInput(f"TIDINGS_SMS_URL: {message}", field="TIDINGS_SMS_URL")
-
-        parts = urlsplit(url)
-        if parts.scheme != "smpp":
-            raise bad("an SMPP gateway URL starts with smpp://.")
-        try:
-            port = parts.port or 2775
-        except ValueError:
-            raise bad("the port must be a number from 1 to 65535.") from None
-        if not parts.hostname:
-            raise bad("give the SMSC's host: smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER.")
-        system_id, password = unquote(parts.username or ""), unquote(parts.password or "")
-        if not system_id or len(system_id) > 15 or not system_id.isascii():
-            raise bad("the system id (before the colon) must be 1 to 15 ASCII characters.")
-        if len(password) > 8 or not password.isascii():
-            raise bad("the SMPP password may have at most 8 ASCII characters.")
-        query: dict[str, str] = {}
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            query[key] = value
-        known = {"source", "bind", "window", "binds", "sar", "system_type", "enquire", "timeout",
-                 "connect_timeout", "throttle_pause", "retries"}
-        unknown = sorted(set(query) - known)
-        if unknown:
-            raise bad(f"unknown setting {unknown[0]!r}; the settings are {', '.join(sorted(known))}.")
-        if not query.get("source"):
-            raise bad("add the sender: ?source=ShopName (up to 11 characters) or ?source=+4915112345678.")
-        source = sms.validate_sender(query["source"], field="TIDINGS_SMS_URL")
-
-        def number(key: str, default: float, low: float, high: float, *, whole: bool = False) -> float:
-            raw = query.get(key)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = int(raw) if whole else float(raw)
-            except ValueError:
-                raise bad(f"{key} must be a number, not {raw!r}.") from None
-            if not low <= value <= high:
-                raise bad(f"{key} must be between {low:g} and {high:g}, not {raw}.")
-            return value
-
-        bind = query.get("bind", "trx") or "trx"
-        if bind not in ("trx", "tx_rx"):
-            raise bad(f"bind must be trx (one transceiver per bind) or tx_rx (a transmitter and a "
-                      f"receiver), not {bind!r}.")
-        sar = query.get("sar", "0")
-        if sar not in ("0", "1", ""):
-            raise bad(f"sar must be 0 (concatenate by UDH) or 1 (by SAR TLVs), not {sar!r}.")
-        system_type = query.get("system_type", "")
-        if len(system_type) > 12 or not system_type.isascii():
-            raise bad("system_type may have at most 12 ASCII characters.")
-        return cls(host=parts.hostname, port=port, system_id=system_id, password=password, source=source,
-                   bind=bind, window=int(number("window", 10, 1, 1000, whole=True)),
-                   binds=int(number("binds", 1, 1, 32, whole=True)), sar=sar == "1",
-                   system_type=system_type, enquire=number("enquire", 30.0, 0.05, 3600.0),
-                   timeout=number("timeout", timeout, 0.05, 600.0),
-                   connect_timeout=number("connect_timeout", 10.0, 0.05, 600.0),
-                   throttle_pause=number("throttle_pause", 1.0, 0.0, 600.0),
-                   retries=int(number("retries", 10, 0, 10_000, whole=True)))
-
-
-# -- one send call's bookkeeping -----------------------------------------------------------
-
-
-class _State:
-    QUEUED = "queued"
-    OUTSTANDING = "outstanding"
-    ACCEPTED = "accepted"
-    REFUSED = "refused"
-    LOST = "lost"
-    GIVEN_UP = "given up"
-
-
-@dataclass(eq=False)
-class _Message:
-    envelope: Envelope
-    parts: list[_Submit] = field(default_factory=list)
-    outcome: Outcome | None = None  # decided before any submit (bad address or text)
-    refused: tuple[int, str] | None = None  # (status, detail) of the first refused part
-    lost: str | None = None
-    given_up: str | None = None
-
-    @property
-    def halted(self) -> bool:
-        return self.refused is not None or self.lost is not None or self.given_up is not None
-
-    def result(self, deferred_detail: str) -> Outcome:
-        """The outcome once no part is queued or outstanding any more (or the call gave up)."""
-        if self.outcome is not None:
-            return self.outcome
-        ids = tuple(p.remote_id for p in self.parts if p.state == _State.ACCEPTED)
-        if self.refused is not None:
-            return Outcome(result=Result.REJECTED, code=self.refused[0], detail=self.refused[1],
-                           remote_ids=ids)
-        if self.lost is not None:
-            return Outcome(result=Result.UNCERTAIN, detail=self.lost, remote_ids=ids)
-        if len(ids) == len(self.parts):
-            return Outcome(result=Result.SENT, remote_ids=ids)
-        unsent = self.given_up or deferred_detail
-        if ids:
-            return Outcome(result=Result.UNCERTAIN, remote_ids=ids,
-                           detail=f"{len(ids)} of {len(self.parts)} parts went out, then: {unsent}; the "
-                                  "rest is not sent again")
-        return Outcome(result=Result.DEFERRED, detail=unsent)
-
-
-@dataclass(eq=False)
-class _Submit:
-    message: _Message
-    index: int  # 1-based part number
-    pdu: bytes  # the whole submit_sm, sequence number included: a retry sends these bytes again
-    sequence: int
-    state: str = _State.QUEUED
-    answers: int = 0  # throttled or queue-full answers so far
-    not_before: float = 0.0
-    sent_at: float = 0.0
-    remote_id: str = ""
-
-    def where(self) -> str:
-        return f"part {self.index} of {len(self.message.parts)}"
-
-
-@dataclass(eq=False)
-class _Call:
-    """The submits of the batch being sent, shared with the reader threads."""
-
-    queue: collections.deque[_Submit]
-    open: int
-
-
-# -- one bind ------------------------------------------------------------------------------
-
-
-class _Session:
-    """One bind: its socket, reader thread, outstanding submits and pause."""
-
-    def __init__(self, transport: SmppTransport, command: int, name: str) -> None:
-        self.transport = transport
-        self.command = command
-        self.name = name
-        self.sends = command in (Command.BIND_TRANSCEIVER, Command.BIND_TRANSMITTER)
-        self.sock: socket.socket | None = None
-        self.outstanding: dict[int, _Submit] = {}
-        self.paused_until = 0.0
-        self.last_traffic = 0.0
-        self.enquire_sent: tuple[int, float] | None = None
-        self.last_error = ""
-        self.write_lock = threading.Lock()
-        self.connect_lock = threading.Lock()
-        self.unbound = threading.Event()
-        self.next_attempt = 0.0
-        self.backoff = REBIND_FIRST
-
-    @property
-    def bound(self) -> bool:
-        return self.sock is not None
-
-    # -- connecting --------------------------------------------------------------
-
-    def connect(self) -> bool:
-        """Bind if not bound (one attempt, bounded by the timeouts). True when bound."""
-        t = self.transport
-        with self.connect_lock:
-            if self.sock is not None or t.closed:
-                return self.sock is not None
-            s = t.settings
-            try:
-                sock = socket.create_connection((s.host, s.port), timeout=s.connect_timeout)
-            except OSError as exc:
-                return self._failed(f"cannot connect to {t.description}: {exc}")
-            try:
-                sock.settimeout(s.timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sequence = t.next_sequence()
-                body = bind_body(system_id=s.system_id, password=s.password, system_type=s.system_type)
-                sock.sendall(Pdu(self.command, 0, sequence, body).encode())
-                deadline = time.monotonic() + s.timeout
-                buffer = b""
-                while True:
-                    pdu, buffer = _read_one(sock, buffer, deadline)
-                    if pdu.command_id == Command.response(self.command) and pdu.sequence == sequence:
-                        break
-                    if pdu.command_id == Command.GENERIC_NACK:
-                        raise PduError(f"the SMSC answered the bind with {status_name(pdu.status)}",
-                                       status=pdu.status)
-                    if pdu.command_id == Command.ENQUIRE_LINK:
-                        sock.sendall(Pdu(Command.response(pdu.command_id), 0, pdu.sequence).encode())
-                if pdu.status != Status.ROK:
-                    sock.close()
-                    return self._failed(f"{t.description} refused the bind of {s.system_id!r}: "
-                                        f"{status_name(pdu.status)}")
-            except TimeoutError:
-                sock.close()
-                return self._failed(f"cannot bind to {t.description}: no answer to the bind within "
-                                    f"{s.timeout:g} s")
-            except (OSError, PduError) as exc:
-                sock.close()
-                return self._failed(f"cannot bind to {t.description}: {exc}")
-            with t.cond:
-                if t.closed:
-                    sock.close()
-                    return False
-                self.sock = sock
-                self.last_traffic = time.monotonic()
-                self.enquire_sent = None
-                self.paused_until = 0.0
-                self.last_error = ""
-                self.backoff = REBIND_FIRST
-                self.unbound.clear()
-                t.cond.notify_all()
-            threading.Thread(target=self._read, args=(sock, buffer), name=f"smpp-{self.name}",
-                             daemon=True).start()
-            log.info("bound to %s as %s (%s)", t.description, s.system_id, self.name)
-            return True
-
-    def _failed(self, error: str) -> bool:
-        self.last_error = error
-        log.warning("%s", error)
-        return False
-
-    def drop(self, sock: socket.socket, reason: str) -> None:
-        """Close ``sock`` if it is still this bind's; its outstanding submits are lost."""
-        t = self.transport
-        with t.cond:
-            if self.sock is not sock:
-                return
-            self.sock = None
-            self.last_error = reason
-            lost = list(self.outstanding.values())
-            self.outstanding.clear()
-            for submit in lost:
-                t.lose(submit, f"{reason} while {submit.where()} waited for its answer; it may have been "
-                               "sent, so it is not sent again")
-            self.unbound.set()
-            t.cond.notify_all()
-        _close(sock)
-        if not t.closed:
-            log.warning("lost the bind %s to %s: %s (%d submits without an answer)", self.name,
-                        t.description, reason, len(lost))
-
-    # -- writing -----------------------------------------------------------------
-
-    def write(self, sock: socket.socket, data: bytes) -> None:
-        """Write a whole PDU; OSError when the socket cannot take it."""
-        with self.write_lock:
-            sock.sendall(data)
-        self.last_traffic = time.monotonic()
-
-    def answer(self, sock: socket.socket, pdu: Pdu, *, status: int = Status.ROK, body: bytes = b"") -> None:
-        try:
-            self.write(sock, Pdu(Command.response(pdu.command_id), status, pdu.sequence, body).encode())
-        except OSError as exc:
-            self.drop(sock, f"cannot answer the SMSC: {exc}")
-
-    # -- reading -----------------------------------------------------------------
-
-    def _read(self, sock: socket.socket, buffer: bytes) -> None:
-        t = self.transport
-        while True:
-            while len(buffer) >= HEADER.size:
-                try:
-                    length = read_header(buffer[:HEADER.size])[0]
-                except PduError as exc:
-                    self.drop(sock, f"the SMSC sent a broken PDU ({exc})")
-                    return
-                if len(buffer) < length:
-                    break
-                pdu = Pdu(*read_header(buffer[:HEADER.size])[1:], body=buffer[HEADER.size:length])
-                buffer = buffer[length:]
-                self.last_traffic = time.monotonic()
-                try:
-                    self._dispatch(sock, pdu)
-                except Exception:  # noqa: BLE001 - one bad PDU must not stop the reader
-                    log.exception("cannot handle %s from %s", hex(pdu.command_id), t.description)
-            if self.sock is not sock:
-                return
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                self.drop(sock, f"the connection to {t.description} broke ({exc})")
-                return
-            if not chunk:
-                self.drop(sock, f"{t.description} closed the connection")
-                return
-            buffer += chunk
-
-    def _dispatch(self, sock: socket.socket, pdu: Pdu) -> None:
-        t = self.transport
-        command = pdu.command_id
-        if command in (Command.response(Command.SUBMIT_SM), Command.GENERIC_NACK):
-            t.answered(self, pdu.sequence, pdu.status,
-                       message_id_of(pdu.body) if command != Command.GENERIC_NACK else "")
-        elif command == Command.response(Command.ENQUIRE_LINK):
-            with t.cond:
-                if self.enquire_sent and self.enquire_sent[0] == pdu.sequence:
-                    self.enquire_sent = None
-        elif command == Command.ENQUIRE_LINK:
-            self.answer(sock, pdu)
-        elif command in (Command.DELIVER_SM, Command.DATA_SM):
-            try:
-                message = (parse_deliver_sm if command == Command.DELIVER_SM else parse_data_sm)(pdu.body)
-            except PduError as exc:
-                self.answer(sock, pdu, status=exc.status, body=b"\x00" if command == Command.DATA_SM else b"")
-                log.warning("unreadable %s from %s: %s", "deliver_sm" if command == Command.DELIVER_SM
-                            else "data_sm", t.description, exc)
-                return
-            self.answer(sock, pdu, body=b"\x00")  # message_id: empty (deliver_sm_resp's is unused)
-            t.received(message)
-        elif command == Command.UNBIND:
-            self.answer(sock, pdu)
-            self.drop(sock, f"{t.description} unbound")
-        elif command == Command.response(Command.UNBIND):
-            self.unbound.set()
-        elif command == Command.ALERT_NOTIFICATION or pdu.is_response:
-            pass  # nothing to answer
-        else:
-            try:
-                self.write(sock, Pdu(Command.GENERIC_NACK, Status.RINVCMDID, pdu.sequence).encode())
-            except OSError as exc:
-                self.drop(sock, f"cannot answer the SMSC: {exc}")
-
-
-def _read_one(sock: socket.socket, buffer: bytes, deadline: float) -> tuple[Pdu, bytes]:
-    """The next whole PDU from ``sock`` (and what came after it) before ``deadline``."""
-    while True:
-        if len(buffer) >= HEADER.size:
-            length, command_id, status, sequence = read_header(buffer[:HEADER.size])
-            if len(buffer) >= length:
-                return Pdu(command_id, status, sequence, buffer[HEADER.size:length]), buffer[length:]
-        if time.monotonic() >= deadline:
-            raise TimeoutError
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the SMSC closed the connection")
-        buffer += chunk
-
-
-def _close(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
 
 
 # -- the transport ---------------------------------------------------------------------------
@@ -526,7 +156,7 @@ class SmppTransport:
         self._sequence = itertools.count(1)
         self._sequence_lock = threading.Lock()
         self._reference = random.randrange(0x10000)
-        self._call: _Call | None = None
+        self._call: SendCall | None = None
         self._started = False
         self._start_lock = threading.Lock()
         self._events: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -535,10 +165,10 @@ class SmppTransport:
         self._inbound_lock = threading.Lock()
         if settings.bind == "tx_rx":
             binds = range(1, settings.binds + 1)
-            self.sessions = [_Session(self, Command.BIND_TRANSMITTER, f"tx{i}") for i in binds]
-            self.sessions += [_Session(self, Command.BIND_RECEIVER, f"rx{i}") for i in binds]
+            self.sessions = [Bind(self, Command.BIND_TRANSMITTER, f"tx{i}") for i in binds]
+            self.sessions += [Bind(self, Command.BIND_RECEIVER, f"rx{i}") for i in binds]
         else:
-            self.sessions = [_Session(self, Command.BIND_TRANSCEIVER, f"trx{i + 1}")
+            self.sessions = [Bind(self, Command.BIND_TRANSCEIVER, f"trx{i + 1}")
                              for i in range(settings.binds)]
         self._threads: list[threading.Thread] = []
 
@@ -606,7 +236,7 @@ class SmppTransport:
         while (event := self._events.get()) is not None:
             event()
 
-    def _keep(self, session: _Session) -> None:
+    def _keep(self, session: Bind) -> None:
         """Upkeep of one bind: enquire_link when idle, drop when unanswered, bind again when down."""
         s = self.settings
         tick = max(0.01, min(1.0, s.enquire / 4, s.timeout / 4))
@@ -639,7 +269,7 @@ class SmppTransport:
 
     # -- answers (reader threads) -----------------------------------------------
 
-    def answered(self, session: _Session, sequence: int, status: int, message_id: str) -> None:
+    def answered(self, session: Bind, sequence: int, status: int, message_id: str) -> None:
         """A ``submit_sm_resp`` (or ``generic_nack``) for ``sequence`` on ``session``."""
         s = self.settings
         with self.cond:
@@ -651,34 +281,34 @@ class SmppTransport:
             call = self._call
             now = time.monotonic()
             if status == Status.ROK:
-                submit.state, submit.remote_id = _State.ACCEPTED, message_id
+                submit.state, submit.remote_id = SubmitState.ACCEPTED, message_id
                 call.open -= 1
             elif status in RETRY_STATUSES and submit.answers < s.retries and not submit.message.halted:
                 submit.answers += 1
-                submit.state = _State.QUEUED
+                submit.state = SubmitState.QUEUED
                 submit.not_before = now + s.throttle_pause
                 if status == Status.RTHROTTLED:
                     session.paused_until = max(session.paused_until, now + s.throttle_pause)
                 call.queue.appendleft(submit)
             elif status in RETRY_STATUSES:
-                submit.state = _State.GIVEN_UP
+                submit.state = SubmitState.GIVEN_UP
                 call.open -= 1
                 if not submit.message.halted:
                     submit.message.given_up = (f"{self.description} answered {status_name(status)} "
                                                f"{submit.answers + 1} times to {submit.where()}")
             else:
-                submit.state = _State.REFUSED
+                submit.state = SubmitState.REFUSED
                 call.open -= 1
                 if submit.message.refused is None:
                     submit.message.refused = (status, f"{self.description} refused {submit.where()}: "
                                                       f"{status_name(status)}")
             self.cond.notify_all()
 
-    def lose(self, submit: _Submit, detail: str) -> None:
+    def lose(self, submit: Submit, detail: str) -> None:
         """Under ``cond``: a submit written without an answer, on a bind that broke."""
-        if submit.state != _State.OUTSTANDING or self._call is None:
+        if submit.state != SubmitState.OUTSTANDING or self._call is None:
             return
-        submit.state = _State.LOST
+        submit.state = SubmitState.LOST
         self._call.open -= 1
         if submit.message.lost is None:
             submit.message.lost = detail
@@ -729,8 +359,8 @@ class SmppTransport:
 
     # -- sending -----------------------------------------------------------------
 
-    def _prepare(self, envelope: Envelope) -> _Message:
-        message = _Message(envelope=envelope)
+    def _prepare(self, envelope: Envelope) -> OutgoingMessage:
+        message = OutgoingMessage(envelope=envelope)
         s = self.settings
         try:
             destination = sms.international_number(envelope.rcpt, field="rcpt")
@@ -746,7 +376,8 @@ class SmppTransport:
             message.outcome = Outcome(result=Result.REJECTED, detail=f"cannot be sent over SMPP: {exc}")
         return message
 
-    def _add_parts(self, message: _Message, prepared: sms.SmsMessage, destination: sms.Address) -> None:
+    def _add_parts(self, message: OutgoingMessage, prepared: sms.SmsMessage,
+                   destination: sms.Address) -> None:
         s = self.settings
         for index, part in enumerate(prepared.parts, start=1):
             tlvs = sar_tlvs(reference=part.sar.reference, total=part.sar.total, seq=part.sar.seq) \
@@ -758,7 +389,7 @@ class SmppTransport:
                             data_coding=prepared.data_coding, short_message=part.short_message,
                             service_type="", tlvs=tlvs).body()
             sequence = self.next_sequence()
-            message.parts.append(_Submit(message=message, index=index, sequence=sequence,
+            message.parts.append(Submit(message=message, index=index, sequence=sequence,
                                          pdu=Pdu(Command.SUBMIT_SM, 0, sequence, body).encode()))
 
     def send(self, batch: Sequence[Envelope]) -> list[Outcome]:
@@ -771,7 +402,7 @@ class SmppTransport:
         self.start()
         messages = [self._prepare(envelope) for envelope in batch]
         submits = [p for m in messages for p in m.parts]
-        call = _Call(queue=collections.deque(submits), open=len(submits))
+        call = SendCall(queue=collections.deque(submits), open=len(submits))
         with self.cond:
             self._call = call
         try:
@@ -781,13 +412,13 @@ class SmppTransport:
                 self._call = None
         return [m.result(detail) for m in messages]
 
-    def _run(self, call: _Call) -> str:
+    def _run(self, call: SendCall) -> str:
         """Send the call's submits until each is answered or lost; returns, when it
         gives up for want of a bind, why (the detail of its DEFERRED outcomes)."""
         senders = [s for s in self.sessions if s.sends]
         bind_rounds = 2
         while True:
-            action: tuple[_Session, socket.socket, _Submit] | None = None
+            action: tuple[Bind, socket.socket, Submit] | None = None
             with self.cond:
                 while True:
                     if call.open == 0:
@@ -806,7 +437,7 @@ class SmppTransport:
                     if session is not None:
                         assert session.sock is not None
                         call.queue.remove(submit)
-                        submit.state, submit.sent_at = _State.OUTSTANDING, now
+                        submit.state, submit.sent_at = SubmitState.OUTSTANDING, now
                         session.outstanding[submit.sequence] = submit
                         action = (session, session.sock, submit)
                         break
@@ -831,24 +462,24 @@ class SmppTransport:
                     # A PDU not written whole cannot be acted on: send it again, unless the
                     # reader already counted it lost.
                     if session.outstanding.pop(submit.sequence, None) is submit:
-                        submit.state = _State.QUEUED
+                        submit.state = SubmitState.QUEUED
                         call.queue.appendleft(submit)
                 session.drop(sock, f"cannot write to {self.description}: {exc}")
 
-    def _next_submit(self, call: _Call, now: float) -> _Submit | None:
+    def _next_submit(self, call: SendCall, now: float) -> Submit | None:
         """Under ``cond``: the first queued submit that may go now (left in the queue).
         Submits of halted messages are dropped on the way."""
         queue = call.queue
         while queue and queue[0].message.halted:
             dropped = queue.popleft()
-            dropped.state = _State.GIVEN_UP
+            dropped.state = SubmitState.GIVEN_UP
             call.open -= 1
         for submit in queue:
             if submit.not_before <= now and not submit.message.halted:
                 return submit
         return None
 
-    def _free_session(self, senders: list[_Session], now: float) -> _Session | None:
+    def _free_session(self, senders: list[Bind], now: float) -> Bind | None:
         n = len(senders)
         for k in range(n):
             session = senders[(self._round_robin + k) % n]
@@ -858,13 +489,13 @@ class SmppTransport:
                 return session
         return None
 
-    def _wait_time(self, call: _Call, senders: list[_Session], now: float) -> float:
+    def _wait_time(self, call: SendCall, senders: list[Bind], now: float) -> float:
         times = [sub.not_before for sub in call.queue if sub.not_before > now]
         times += [s.paused_until for s in senders if s.paused_until > now]
         times += [sub.sent_at + self.settings.timeout for s in senders for sub in s.outstanding.values()]
         return max(0.001, min([t - now for t in times] + [1.0]))
 
-    def _expire(self, senders: list[_Session], now: float) -> None:
+    def _expire(self, senders: list[Bind], now: float) -> None:
         """Under ``cond``: drop a bind with a submit unanswered past the timeout."""
         for session in senders:
             sock = session.sock
@@ -873,11 +504,11 @@ class SmppTransport:
                 session.drop(sock, f"{self.description} did not answer a submit within "
                                    f"{self.settings.timeout:g} s")
 
-    def _give_up(self, call: _Call, reason: str) -> str:
+    def _give_up(self, call: SendCall, reason: str) -> str:
         """Under ``cond``: what is still queued stays unsent; outstanding ones are lost."""
         for submit in call.queue:
-            if submit.state == _State.QUEUED:
-                submit.state = _State.GIVEN_UP
+            if submit.state == SubmitState.QUEUED:
+                submit.state = SubmitState.GIVEN_UP
         call.queue.clear()
         for session in self.sessions:
             for submit in list(session.outstanding.values()):
