@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tidings.domain.phones import REGIONS
+from tidings.domain.quiet_hours import QuietHours, check_zone
 from tidings.domain.reputation import Limits
+from tidings.domain.sms import TON_ALPHANUMERIC, Address, validate_sender
+from tidings.errors import InvalidInput
 
 #: ``tidings serve``'s default address, and the public URL of a process that listens nowhere.
 DEFAULT_HOST = "127.0.0.1"
@@ -64,6 +69,22 @@ class Settings(BaseSettings):
     # Seconds between scheduler/worker polls when there is nothing to do.
     poll_interval: float = Field(default=1.0, gt=0)
     default_from_email: str = "shop@example.com"
+    # -- SMS (README "SMS"): phones, receipts, replies, quiet hours
+    # ISO 3166 code whose national phone numbers are accepted; unset: international form only.
+    default_region: str | None = None
+    # The shop's IANA time zone: quiet hours use it when a recipient's zone is unknown.
+    timezone: str = "UTC"
+    # Seconds after sending during which delivery receipts are counted (48 h).
+    sms_receipt_wait: float = Field(default=172800, ge=60, le=30 * 86400)
+    # The quiet hours new SMS mailings get (local time of each recipient).
+    sms_quiet_hours: str = "21:00-09:00"
+    # More words (comma-separated) that unsubscribe a phone, besides STOP and the rest.
+    sms_stop_words: str = ""
+    # The answer to HELP; unset: HELP is recorded and not answered.
+    sms_help_text: str | None = None
+    # "STOP: <link>" at the end of each SMS: auto (when the sender is a name, which
+    # cannot be replied to), always, or never.
+    sms_opt_out: Literal["auto", "always", "never"] = "auto"
     default_from_name: str = "Tidings demo shop"
 
     @property
@@ -82,6 +103,70 @@ class Settings(BaseSettings):
                 f"reach Tidings, e.g. https://news.shop.example; got {value!r}"
             )
         return value.strip().rstrip("/")
+
+    @field_validator("default_region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        region = value.strip().upper()
+        if region not in REGIONS:
+            raise ValueError(f"must be a two-letter country code such as LV or GB, not {value!r}")
+        return region
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            return check_zone(value, field="TIDINGS_TIMEZONE")
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("sms_quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        try:
+            return str(QuietHours.parse(value, field="TIDINGS_SMS_QUIET_HOURS"))
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("sms_url")
+    @classmethod
+    def _check_sms_sender(cls, value: str | None) -> str | None:
+        """An ``smpp://`` URL's sender is checked at start-up, in the words of
+        :func:`tidings.domain.sms.validate_sender` (the rest of the URL when the
+        transport is made)."""
+        if value and value.startswith("smpp://"):
+            source = dict(parse_qsl(urlsplit(value).query, keep_blank_values=True)).get("source")
+            if source:
+                try:
+                    validate_sender(source, field="TIDINGS_SMS_URL")
+                except InvalidInput as exc:
+                    raise ValueError(f"the source (sender) is wrong: {exc.message}") from None
+        return value
+
+    @property
+    def sms_sender(self) -> Address | None:
+        """The sender of the ``smpp://`` URL; None for other gateways (their
+        sender is theirs to set)."""
+        if not self.sms_url or not self.sms_url.startswith("smpp://"):
+            return None
+        source = dict(parse_qsl(urlsplit(self.sms_url).query, keep_blank_values=True)).get("source")
+        return validate_sender(source) if source else None
+
+    @property
+    def sms_opt_out_link(self) -> bool:
+        """Whether SMS end with "STOP: <link>" (see ``sms_opt_out``): ``auto``
+        adds it when the sender is a name, which a phone cannot answer."""
+        if self.sms_opt_out == "auto":
+            sender = self.sms_sender
+            return sender is not None and sender.ton == TON_ALPHANUMERIC
+        return self.sms_opt_out == "always"
+
+    @property
+    def stop_words(self) -> tuple[str, ...]:
+        """``sms_stop_words`` split, trimmed, upper case."""
+        return tuple(w.strip().upper() for w in self.sms_stop_words.split(",") if w.strip())
 
     @property
     def public_url_given(self) -> bool:

@@ -33,7 +33,8 @@ from typing import Any
 
 from tidings.domain.customers import CustomerStatus
 from tidings.domain.mailings import Action, Channel, Mailing, MailingStatus, Move
-from tidings.domain.messages import Failure, MessageStatus, Package, PackageStatus, Recipient
+from tidings.domain.messages import AcceptedPart, Failure, MessageStatus, Package, PackageStatus, Recipient
+from tidings.domain.phones import is_e164
 from tidings.domain.reputation import Counts
 from tidings.domain.segments import evaluate, parse_rules
 from tidings.domain.templates import Template
@@ -57,6 +58,7 @@ class MessageRow:
     opened_at: datetime | None = None
     clicked_at: datetime | None = None
     bounce: str | None = None
+    not_before: datetime | None = None
 
 
 @dataclass
@@ -72,6 +74,7 @@ class PackageRow:
     lease_until: datetime | None = None
     reserved: int = 0
     counts: dict[str, int] | None = None
+    not_before: datetime | None = None
 
 
 @dataclass
@@ -87,6 +90,8 @@ class _State:
     quotas: dict[str, int | None] = field(default_factory=dict)
     templates: dict[int, Template] = field(default_factory=dict)
     domains: dict[str, bool] = field(default_factory=dict)
+    parts: list[AcceptedPart] = field(default_factory=list)
+    links: dict[tuple[int, str], int] = field(default_factory=dict)
     send_clock: float = 0.0
 
 
@@ -124,7 +129,7 @@ class InMemoryStore:
     def add_mailing(self, *, segment_rules: Any = None, template_id: int | None = None,
                     channel: Channel = Channel.EMAIL, from_email: str = "news@shop.example",
                     chain_of: Mailing | None = None, condition: str = "all",
-                    delay_hours: float = 0) -> Mailing:
+                    delay_hours: float = 0, quiet_hours: Mapping[str, Any] | None = None) -> Mailing:
         """A draft; a first step with a segment of ``segment_rules`` (default:
         everyone), or the next step of ``chain_of``'s chain."""
         mid = next(self._ids)
@@ -135,7 +140,7 @@ class InMemoryStore:
             self.state.segments[sid] = segment_rules if segment_rules is not None else {}
             mailing = Mailing(id=mid, name=f"m{mid}", channel=channel, status=MailingStatus.DRAFT,
                               segment_id=sid, template_id=template_id, from_email=from_email,
-                              chain_id=mid, step=1)
+                              chain_id=mid, step=1, quiet_hours=quiet_hours)
         else:
             last = max((m for m in self.state.mailings.values() if m.chain_id == chain_of.chain_id),
                        key=lambda m: m.step)
@@ -246,6 +251,8 @@ class InMemoryStore:
         status = customer["email_status"] if email else customer["sms_status"]
         if address is None:
             return "no_address"
+        if not email and not is_e164(address):
+            return "invalid_phone"
         if status != CustomerStatus.SUBSCRIBED:
             return str(status)
         if email and address.lower() in self.state.suppressed:
@@ -294,7 +301,7 @@ class InMemoryStore:
             if mailing.status is not MailingStatus.SENDING:
                 return False
             if p.status is P.PENDING:
-                return mailing.cancel_requested_at is None
+                return mailing.cancel_requested_at is None and (p.not_before is None or p.not_before <= now)
             return p.status is P.ACTIVE and p.lease_until is not None and p.lease_until < now
 
         found = sorted((p for p in self.state.packages.values() if claimable(p)),
@@ -328,7 +335,7 @@ class InMemoryStore:
         return True
 
     def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        queued = [m for m in self._in(package) if m.status is M.QUEUED][:limit]
+        queued = [m for m in self._in(package) if m.status is M.QUEUED and m.not_before is None][:limit]
         out = []
         for m in queued:
             c = self.state.customers[m.customer_id]
@@ -340,7 +347,7 @@ class InMemoryStore:
     def mark_in_flight(self, package: Package, first_id: int, last_id: int) -> int:
         marked = 0
         for m in self._in(package):
-            if first_id <= m.id <= last_id and m.status is M.QUEUED:
+            if first_id <= m.id <= last_id and m.status is M.QUEUED and m.not_before is None:
                 m.status = M.SENDING
                 marked += 1
         return marked
@@ -377,6 +384,46 @@ class InMemoryStore:
         row.status = P.DONE if done else P.PENDING
         self._store_counts(row)
         return reserved
+
+    def add_reservation(self, package_id: int, amount: int) -> None:
+        self.state.packages[package_id].reserved += amount
+
+    # -- SMS ---------------------------------------------------------------------------------
+
+    def record_parts(self, parts: Sequence[AcceptedPart], *, now: datetime) -> None:
+        self.state.parts.extend(parts)
+
+    def release_held(self, package: Package, now: datetime) -> int:
+        due = [m for m in self._in(package) if m.status is M.QUEUED and m.not_before is not None
+               and m.not_before <= now]
+        for m in due:
+            m.not_before = None
+        return len(due)
+
+    def hold_messages(self, until: Mapping[int, datetime]) -> None:
+        for mid, at in until.items():
+            if self.state.messages[mid].status is M.QUEUED:
+                self.state.messages[mid].not_before = at
+
+    def earliest_hold(self, package: Package) -> datetime | None:
+        held = [m.not_before for m in self._in(package) if m.status is M.QUEUED and m.not_before]
+        return min(held) if held else None
+
+    def hold_package(self, package_id: int, until: datetime) -> None:
+        self.state.packages[package_id].not_before = until
+
+    def sms_link(self, mailing_id: int, url: str) -> int:
+        return self.state.links.setdefault((mailing_id, url), len(self.state.links) + 1)
+
+    def paused_until(self, mailing_id: int, now: datetime) -> datetime | None:
+        """As ``tidings.store.packages.paused_until``: when a mailing whose every
+        unfinished package waits for quiet hours goes on."""
+        rows = [p for p in self.state.packages.values() if p.mailing_id == mailing_id
+                and p.status is not P.DONE]
+        if not rows or any(p.status is P.ACTIVE or p.not_before is None or p.not_before <= now
+                           for p in rows):
+            return None
+        return min(p.not_before for p in rows if p.not_before is not None)
 
     # -- guard, quota, customers ------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -80,9 +81,23 @@ def test_an_sms_mailing_posts_one_json_per_reachable_phone(make_ctx, api_for, ga
     assert done["status"] == "sent" and done["progress"]["sent"] == 2
     by_phone = {m["to"]: m for m in gateway.received}
     assert sorted(by_phone) == ["+37120000001", "+37120000002"]
-    assert by_phone["+37120000001"]["text"] == "Hi Ann! https://shop.example.com/x"  # links untouched
-    assert by_phone["+37120000001"]["mailing_id"] == mid
+    ann = by_phone["+37120000001"]
+    assert ann["mailing_id"] == mid
     assert len({m["message_id"] for m in gateway.received}) == 2
+    # the link is short, per recipient, and redirects with the UTM tags, counting the click
+    found = re.fullmatch(r"Hi Ann! http://tidings\.test/s/([A-Za-z0-9_-]{14,20})", ann["text"])
+    assert found is not None, ann["text"]
+    bob_token = by_phone["+37120000002"]["text"].rsplit("/", 1)[1]
+    assert bob_token != found.group(1)
+    followed = api.client.get(f"/s/{found.group(1)}", follow_redirects=False)
+    assert followed.status_code == 302
+    assert followed.headers["location"] == (
+        "https://shop.example.com/x?utm_source=tidings&utm_medium=sms&utm_campaign=sms")
+    stats = api.ok("GET", f"/mailings/{mid}/stats")
+    assert (stats["clicked"], stats["opened"]) == (1, 0)
+    token = found.group(1)
+    altered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert api.client.get(f"/s/{altered}", follow_redirects=False).status_code == 404
 
 
 def test_a_refused_number_fails_and_a_gateway_that_is_down_interrupts(make_ctx, api_for, gateway):

@@ -5,6 +5,8 @@ the root, not in the OpenAPI document. Each takes a signed token
 - ``GET /t/o/{token}``: the open pixel, a 1x1 transparent GIF, never cached.
 - ``GET /t/c/{token}``: a click; ``302`` to the link with the mailing's UTM
   tags. A tampered or foreign token gets a ``404`` page and never a redirect.
+- ``GET /s/{token}``: a short link of an SMS; a click as above, or (link 0)
+  a ``302`` to the message's unsubscribe page.
 - ``GET /u/{token}``: a small page asking to confirm, with a POST form.
 - ``POST /u/{token}``: unsubscribes at once; this is also the RFC 8058
   one-click target of ``List-Unsubscribe`` (a POST with the body
@@ -80,6 +82,16 @@ def click(request: Request, ctx: Ctx, token: str) -> Response:
     try:
         target = tracking.record_click(ctx, token, method=request.method,
                                          user_agent=request.headers.get("user-agent"))
+    except InvalidInput:
+        return not_found_page()
+    return RedirectResponse(target, status_code=302, headers=NO_CACHE)
+
+
+@router.api_route("/s/{token}", methods=["GET", "HEAD"])
+def short_link(request: Request, ctx: Ctx, token: str) -> Response:
+    try:
+        target = tracking.follow_short(ctx, token, method=request.method,
+                                       user_agent=request.headers.get("user-agent"))
     except InvalidInput:
         return not_found_page()
     return RedirectResponse(target, status_code=302, headers=NO_CACHE)

@@ -7,7 +7,9 @@ a whole file, keeps the good lines and reports the bad ones by line number.
 
 Normal forms (what the store can rely on):
 
-- ``email`` is valid and lowercased; ``phone`` is ``+`` and 7-15 digits;
+- ``email`` is valid and lowercased; ``phone`` is E.164 (``+`` and digits), a
+  number valid in its country's numbering plan (:mod:`tidings.domain.phones`),
+  given in international form or, with a default ``region``, in national form;
 - strings are stripped, and an empty string means "not given" (``None``);
 - at least one of ``email`` and ``external_id`` (the upsert key) is present;
 - ``attributes`` maps string keys to JSON scalars or lists of scalars; a CSV
@@ -15,8 +17,8 @@ Normal forms (what the store can rely on):
   and ``false`` are booleans, all else is text as written);
 - a status of ``None`` means "leave as it is" (``subscribed`` for a new customer).
 
-Besides the standard library this module uses only ``email_validator`` and
-``charset_normalizer``, both pure functions of their input.
+Besides the standard library this module uses only ``email_validator``,
+``charset_normalizer`` and ``phonenumbers``, pure functions of their input.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from tidings.domain.attributes import cell_value
 from tidings.domain.csvfiles import read_csv
+from tidings.domain.phones import normalize_phone
 from tidings.errors import InvalidInput
 
 
@@ -72,12 +75,13 @@ CUSTOMER_FIELDS = (
 )
 _MAX_LENGTH = {"external_id": 255, "first_name": 255, "last_name": 255}
 _MAX_ATTRIBUTE_KEY = 255
-_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _STATUSES = ", ".join(s.value for s in CustomerStatus)
 
 
-def validate_customer(data: Mapping[str, Any]) -> CustomerInput:
-    """The customer described by the JSON object ``data``, in normal form.
+def validate_customer(data: Mapping[str, Any], *, region: str | None = None) -> CustomerInput:
+    """The customer described by the JSON object ``data``, in normal form;
+    ``region`` is the country whose national phone numbers are accepted
+    (``TIDINGS_DEFAULT_REGION``; None: international form only).
 
     Raises :class:`InvalidInput` (with ``field`` set) for an unknown key, a
     value of the wrong type, an invalid email or phone, an unknown status, bad
@@ -103,7 +107,7 @@ def validate_customer(data: Mapping[str, Any]) -> CustomerInput:
     return CustomerInput(
         external_id=external_id,
         email=email,
-        phone=_phone(data.get("phone")),
+        phone=_phone(data.get("phone"), region),
         first_name=_text("first_name", data.get("first_name")),
         last_name=_text("last_name", data.get("last_name")),
         attributes=_attributes(data.get("attributes")),
@@ -158,24 +162,12 @@ def _email(value: object) -> str | None:
     return checked.normalized.lower()
 
 
-def _phone(value: object) -> str | None:
-    """``+`` and 7-15 digits; spaces, dashes, dots and parentheses are dropped,
-    and the international prefix ``00`` becomes ``+``."""
+def _phone(value: object, region: str | None) -> str | None:
+    """E.164; see :func:`tidings.domain.phones.normalize_phone`."""
     text = _text("phone", value)
     if text is None:
         return None
-    digits = _PHONE_SEPARATORS.sub("", text)
-    if digits.startswith("+"):
-        digits = digits[1:]
-    elif digits.startswith("00"):
-        digits = digits[2:]
-    if not (digits.isascii() and digits.isdigit() and 7 <= len(digits) <= 15):
-        raise InvalidInput(
-            f'"phone" {text!r} is not a phone number: use the international form, '
-            "+ and 7 to 15 digits, e.g. +44 20 7946 0958.",
-            field="phone",
-        )
-    return "+" + digits
+    return normalize_phone(text, region=region)
 
 
 def _status(name: str, value: object) -> CustomerStatus | None:
@@ -240,14 +232,16 @@ class CsvResult:
 #: Columns that map to customer fields; every other column is an attribute.
 CSV_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "attributes")
 def parse_customers_csv(
-    data: bytes, *, encoding: str | None = None, delimiter: str | None = None
+    data: bytes, *, encoding: str | None = None, delimiter: str | None = None,
+    region: str | None = None,
 ) -> CsvResult:
     """Parse a CSV file of customers.
 
     ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else
     the most plausible of ``charset_normalizer``'s decodings, cp1252 winning a
     tie (see :func:`tidings.domain.csvfiles.read_csv`). ``delimiter``
-    defaults to detection among ``, ; TAB |``. Header names are matched to
+    defaults to detection among ``, ; TAB |``; ``region`` as for
+    :func:`validate_customer`. Header names are matched to
     :data:`CSV_COLUMNS` ignoring case, surrounding blanks, and spaces or dashes
     standing for ``_``; other columns become attributes under their header as
     written, typed by :func:`~tidings.domain.attributes.cell_value`, with empty
@@ -282,7 +276,7 @@ def parse_customers_csv(
                 fields[name] = cell
         fields["attributes"] = attributes
         try:
-            rows.append((line, validate_customer(fields)))
+            rows.append((line, validate_customer(fields, region=region)))
         except InvalidInput as exc:
             errors.append((line, exc.message))
     if columns is None:  # pragma: no cover - a non-blank text always yields a record

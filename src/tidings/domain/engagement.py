@@ -385,6 +385,10 @@ class Counts:
     orders: int
     revenue: Decimal
     converted: int
+    #: SMS: messages whose receipts said undelivered (or deleted), expired, rejected.
+    undelivered: int = 0
+    expired: int = 0
+    rejected: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         values = {name: getattr(self, name) + getattr(other, name)
@@ -397,8 +401,13 @@ ZERO = Counts(audience=0, sent=0, failed=0, skipped=0, hard_bounced=0, soft_boun
               revenue=Decimal(0), converted=0)
 
 
-def statistics(counts: Counts, *, reached: int | None = None) -> dict[str, Any]:
+def statistics(counts: Counts, *, reached: int | None = None, sms: bool = False) -> dict[str, Any]:
     """The statistics of a mailing (or of a whole chain) as the API shows them.
+
+    For SMS (``sms``) ``delivered`` is what delivery receipts confirmed
+    (``confirmed_delivered``), and ``undelivered`` counts the messages a
+    receipt reported undelivered, expired or rejected (``receipts`` has each);
+    a message without a receipt is in neither.
 
     - ``sent``: messages the server accepted; ``failed``: refused;
       ``bounced``: accepted, then bounced back (hard and soft);
@@ -417,11 +426,18 @@ def statistics(counts: Counts, *, reached: int | None = None) -> dict[str, Any]:
     - ``revenue_per_recipient``: ``revenue`` / ``delivered``, two decimals.
     """
     bounced = counts.hard_bounced + counts.soft_bounced
-    delivered = max(counts.sent - bounced, 0)
+    delivered = counts.confirmed_delivered if sms else max(counts.sent - bounced, 0)
     reached = delivered if reached is None else reached
     conversion = rate(counts.converted, reached)
     per_recipient = counts.revenue / delivered if delivered else Decimal(0)
-    return {
+    undelivered = counts.undelivered + counts.expired + counts.rejected
+    extra: dict[str, Any] = {}
+    if sms:
+        extra = {"undelivered": undelivered,
+                 "receipts": {"delivered": counts.confirmed_delivered, "undelivered": counts.undelivered,
+                              "expired": counts.expired, "rejected": counts.rejected,
+                              "none": max(counts.sent - counts.confirmed_delivered - undelivered, 0)}}
+    return {**extra,
         "audience": counts.audience,
         "sent": counts.sent,
         "delivered": delivered,

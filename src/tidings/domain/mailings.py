@@ -116,6 +116,8 @@ class Mailing:
     finished_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: SMS quiet hours ``{"enabled": bool, "window": "21:00-09:00"}``; None: none.
+    quiet_hours: Mapping[str, Any] | None = None
 
     @property
     def canceling(self) -> bool:
@@ -302,11 +304,17 @@ def actions(mailing: Mailing, *, previous_sent: bool = False) -> list[str]:
 
 
 def label(status: MailingStatus, *, percent: float | None = None, send_at: datetime | None = None,
-          interrupt_message: str | None = None, canceling: bool = False) -> str:
-    """The status line a manager reads, as in the contract's table."""
+          interrupt_message: str | None = None, canceling: bool = False,
+          paused_until: datetime | None = None) -> str:
+    """The status line a manager reads, as in the contract's table; an SMS
+    mailing waiting for its recipients' quiet hours to end says until when."""
     if status is S.SENDING:
         text = f"Being sent {int(percent or 0)}%"
-        return f"{text}, canceling after this package" if canceling else text
+        if canceling:
+            return f"{text}, canceling after this package"
+        if paused_until is not None:
+            return f"{text}, paused for quiet hours until {paused_until.strftime('%Y-%m-%d %H:%M %Z')}"
+        return text
     if status is S.SCHEDULED and send_at is not None:
         return f"Scheduled for {send_at.strftime('%Y-%m-%d %H:%M %Z')}"
     if status is S.INTERRUPTED:

@@ -99,6 +99,16 @@ class Failure:
     smtp_code: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class AcceptedPart:
+    """A part of an SMS the gateway accepted: its number (1-based) and the id
+    the gateway gave it, as the gateway wrote it."""
+
+    message_id: int
+    part: int
+    remote_id: str
+
+
 def recipient_of(customer: Mapping[str, Any], *, message_id: int = 0,
                  address: str | None = None) -> Recipient:
     """A customer (a mapping with the customer's fields) as the recipient of a

@@ -20,13 +20,21 @@ Pure: standard library only. What it guarantees:
   ``. - _ & +``, at least one letter) is TON 5 / NPI 0; a number is an
   international one (E.164, 7-15 digits, ``+`` optional) with TON 1 / NPI 1.
 - **Message ids** of the SMSC are compared by :func:`message_id_candidates`:
-  see there for the rule that matches receipts whatever the id's form.
+  see there for the rule that matches receipts whatever the id's form;
+  :func:`receipt_id_forms` is the same rule seen from the submitted id.
+- **Delivery** of a message (:func:`roll_up`): delivered when every part's
+  receipt says so; undelivered, expired or rejected as soon as one part's
+  final receipt says that (the text cannot arrive whole any more).
+- **Warnings** (:func:`ucs2_warning`): a text made UCS-2 only by characters
+  that are no letters (an emoji, typographic quotes) is worth a warning.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -140,6 +148,25 @@ def summarize(text: str) -> SmsSummary:
     because = "".join(dict.fromkeys(ch for ch in text if not is_gsm7(ch)))
     return SmsSummary(encoding=encoding, characters=count_units(text, encoding),
                       parts=len(split_text(text, encoding)), ucs2_because=because)
+
+
+def ucs2_warning(text: str) -> str | None:
+    """A warning when the text is UCS-2 only because of characters that are no
+    letters or digits (an emoji, typographic quotes or dashes): what they cost
+    in parts and what the text would take without them. None otherwise (GSM-7,
+    or a text in a script GSM-7 cannot write, such as Cyrillic)."""
+    summary = summarize(text)
+    forcing = summary.ucs2_because
+    if summary.encoding is Encoding.GSM7 or any(unicodedata.category(ch)[0] in "LN" for ch in forcing):
+        return None
+    without = summarize("".join(ch for ch in text if ch not in forcing))
+    shown = ", ".join(forcing)
+    subject = f"The character {shown} makes" if len(forcing) == 1 else f"The characters {shown} make"
+    cost = (f"it needs {summary.parts} parts instead of {without.parts}" if summary.parts != without.parts
+            else f"it still fits in {summary.parts} {'part' if summary.parts == 1 else 'parts'}")
+    them = "it" if len(forcing) == 1 else "them"
+    return (f"{subject} this text UCS-2, where a part holds 70 characters instead of 160: {cost}. "
+            f"Remove {them} to send GSM-7.")
 
 
 # -- bytes ----------------------------------------------------------------------
@@ -465,3 +492,44 @@ def message_ids_match(receipt_id: str, submit_id: str) -> bool:
     """True when a receipt's id names the part the SMSC accepted as ``submit_id``
     (under the rule of :func:`message_id_candidates`)."""
     return canonical_message_id(submit_id) in message_id_candidates(receipt_id)
+
+
+def receipt_id_forms(submit_id: str) -> tuple[str, ...]:
+    """The canonical receipt ids that name the part accepted as ``submit_id``
+    under :func:`message_id_candidates` (its own form, the decimal of it read as
+    hex, the hex of it read as decimal): how a receipt that came before its part
+    was recorded is found again."""
+    own = canonical_message_id(submit_id)
+    found = [own]
+    if _HEX.fullmatch(own):
+        found.append(str(int(own, 16)))
+    if own.isdigit():
+        found.append(format(int(own), "x"))
+    return tuple(dict.fromkeys(found))
+
+
+class Delivery(enum.StrEnum):
+    """What receipts say about a whole message (or a part): see :func:`roll_up`."""
+
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+
+#: Final receipt states and what they mean for delivery (deleted: never delivered).
+DELIVERY_OF = {ReceiptState.DELIVERED: Delivery.DELIVERED, ReceiptState.UNDELIVERABLE: Delivery.UNDELIVERED,
+               ReceiptState.DELETED: Delivery.UNDELIVERED, ReceiptState.EXPIRED: Delivery.EXPIRED,
+               ReceiptState.REJECTED: Delivery.REJECTED}
+
+
+def roll_up(parts: Sequence[Delivery | None]) -> Delivery | None:
+    """A message's delivery from its parts' (None: no final receipt yet):
+    delivered when every part is; the first part that failed decides as soon
+    as one did; else None (still waiting)."""
+    failed = next((p for p in parts if p is not None and p is not Delivery.DELIVERED), None)
+    if failed is not None:
+        return failed
+    if parts and all(p is Delivery.DELIVERED for p in parts):
+        return Delivery.DELIVERED
+    return None

@@ -13,13 +13,13 @@ it writes is committed together when the ``with`` block of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
 from tidings.domain.mailings import Mailing, Move
-from tidings.domain.messages import Failure, Package, Recipient
+from tidings.domain.messages import AcceptedPart, Failure, Package, Recipient
 from tidings.domain.reputation import Counts
 from tidings.domain.templates import Template
 
@@ -80,10 +80,11 @@ class Transaction(Protocol):
         """Extend the lease; False when ``owner`` no longer holds it."""
 
     def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        """The next ``limit`` queued messages of the package, by id."""
+        """The next ``limit`` queued messages of the package, by id (not held ones)."""
 
     def mark_in_flight(self, package: Package, first_id: int, last_id: int) -> int:
-        """Queued messages with ids in ``[first_id, last_id]`` become ``sending``."""
+        """Queued messages with ids in ``[first_id, last_id]`` become ``sending``
+        (not held ones)."""
 
     def record_results(self, package: Package, *, first_id: int, last_id: int,
                        failures: Sequence[Failure], now: datetime) -> None:
@@ -92,9 +93,34 @@ class Transaction(Protocol):
     def take_reservation(self, package_id: int, amount: int) -> None:
         """``amount`` of the package's quota reservation was used (sent)."""
 
+    def add_reservation(self, package_id: int, amount: int) -> None:
+        """The package holds ``amount`` more of the quota (taken from the balance
+        by the caller)."""
+
     def close_package(self, package_id: int, *, done: bool, now: datetime) -> int:
         """Finish (``done``) or release the package; returns the reservation it
         still held, for the caller to give back to the quota."""
+
+    # -- SMS --------------------------------------------------------------------------
+    def record_parts(self, parts: Sequence[AcceptedPart], *, now: datetime) -> None:
+        """Keep the gateway's id of each accepted part (receipts name them), and
+        apply the receipts that came for them before."""
+
+    def release_held(self, package: Package, now: datetime) -> int:
+        """Queued messages of the package held until ``now`` or earlier may go."""
+
+    def hold_messages(self, until: Mapping[int, datetime]) -> None:
+        """Queued messages (id -> time) are held: not handed out by
+        :meth:`next_group` nor marked in flight until :meth:`release_held`."""
+
+    def earliest_hold(self, package: Package) -> datetime | None:
+        """When the first held message of the package may go; None: none held."""
+
+    def hold_package(self, package_id: int, until: datetime) -> None:
+        """A released (pending) package is not claimed before ``until``."""
+
+    def sms_link(self, mailing_id: int, url: str) -> int:
+        """The number of ``url`` among the mailing's short links (made on first use)."""
 
     # -- the reputation guard's window ---------------------------------------------------
     def add_guard_counts(self, mailing_id: int, *, sent: int, failed: int) -> None: ...

@@ -3,17 +3,28 @@
 Email from a verified sending domain is DKIM-signed: :func:`renderer_for`
 decrypts the domain's key once per renderer (one per mailing and worker) and
 every envelope is signed with it.
+
+An SMS (:class:`SmsRenderer`) has every ``http(s)://`` link replaced by a
+short one, ``PUBLIC_URL/s/TOKEN`` (:func:`~tidings.domain.tracking.sign_short`:
+the message and the link's number among the mailing's links), which counts
+the click and redirects with the mailing's UTM tags. Its ``unsubscribe_url``
+is short too (link number 0), and with ``opt_out`` the text ends with
+"STOP: <that link>" unless the template shows it already
+(:func:`~tidings.domain.sms_replies.with_opt_out`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from tidings.domain.mailings import Channel, Mailing
 from tidings.domain.messages import Recipient
-from tidings.domain.templates import Template, compile_email, compile_sms, merge_utm
-from tidings.domain.tracking import bounce_address, click_signer, sign_message_token
+from tidings.domain.quiet_hours import QuietHours
+from tidings.domain.sms_replies import with_opt_out
+from tidings.domain.templates import CompiledSms, Template, compile_email, compile_sms, merge_utm
+from tidings.domain.tracking import bounce_address, click_signer, sign_message_token, sign_short
 from tidings.engine.ports import Transaction
 from tidings.transports.base import Envelope
 from tidings.transports.dkim import DkimSigner, UndecryptableSecret, decrypt_secret
@@ -97,23 +108,64 @@ class EmailRenderer:
         return Envelope(message_id=mid, mail_from=self.mail_from(mid), rcpt=to, data=data)
 
 
+#: The link number of a short link that stands for the unsubscribe page.
+UNSUBSCRIBE_LINK = 0
+#: The message id the short links of a preview carry (for a realistic length),
+#: signed with a key of their own so that they never lead to a real message.
+PREVIEW_MESSAGE_ID = 1_000_000
+PREVIEW_KEY = b"tidings preview links lead nowhere"
+
+
+def short_url(base: str, secret: bytes, message_id: int, link: int) -> str:
+    """``BASE/s/TOKEN``: link number ``link`` (0: unsubscribe) of a message."""
+    return f"{base}/s/{sign_short(secret, message_id, link)}"
+
+
+def sms_text(compiled: CompiledSms, context: dict[str, Any], *, link: Callable[[str], str],
+             unsubscribe: str, opt_out: bool) -> str:
+    """The text of one SMS: rendered with ``unsubscribe`` as ``unsubscribe_url``,
+    every other ``http(s)://`` link through ``link``, and "STOP: <unsubscribe>"
+    at the end when ``opt_out`` and the text does not show it already."""
+    text = compiled.render({**context, "unsubscribe_url": unsubscribe}, link=link)
+    return with_opt_out(text, unsubscribe) if opt_out else text
+
+
 class SmsRenderer:
-    """SMS text per message; links are left as they are."""
+    """SMS text per message, with short links (see the module docstring).
+
+    ``link_number`` gives the number of a URL among the mailing's links (the
+    worker keeps them in the store); ``quiet_hours`` is the mailing's window,
+    None when it has none."""
 
     def __init__(self, *, mailing: Mailing, template: Template, secret: bytes,
-                 public_url: str) -> None:
+                 public_url: str, link_number: Callable[[str], int] | None = None,
+                 opt_out: bool = False) -> None:
         self.mailing = mailing
         self.secret = secret
         self.base = public_url.rstrip("/")
         self.compiled = compile_sms(text=template.text or "")
         self.mailing_ctx = {"id": mailing.id, "name": mailing.name}
+        self.link_number = link_number
+        self.opt_out = opt_out
+        quiet = mailing.quiet_hours or {}
+        self.quiet_hours = QuietHours.parse(str(quiet.get("window"))) if quiet.get("enabled") else None
+
+    def text(self, recipient: Recipient) -> str:
+        """The SMS for ``recipient``; without ``link_number`` (a preview, an
+        estimate) its links have a realistic length and lead nowhere."""
+        numbers = self.link_number
+        secret, mid = (self.secret, recipient.id) if numbers else (PREVIEW_KEY, PREVIEW_MESSAGE_ID)
+
+        def link(url: str) -> str:
+            return short_url(self.base, secret, mid, numbers(url) if numbers else 1)
+
+        unsubscribe = short_url(self.base, secret, mid, UNSUBSCRIBE_LINK)
+        context = {"customer": recipient.customer_context(), "mailing": self.mailing_ctx}
+        return sms_text(self.compiled, context, link=link, unsubscribe=unsubscribe, opt_out=self.opt_out)
 
     def envelope(self, recipient: Recipient) -> Envelope:
-        unsubscribe = unsubscribe_url(self.base, self.secret, recipient.id)
-        text = self.compiled.render({"customer": recipient.customer_context(),
-                                     "unsubscribe_url": unsubscribe, "mailing": self.mailing_ctx})
         return Envelope(message_id=recipient.id, mail_from=str(self.mailing.id), rcpt=recipient.address,
-                        data=text.encode())
+                        data=self.text(recipient).encode())
 
 
 def dkim_signer(tx: Transaction, from_email: str, *, secret: bytes) -> DkimSigner | None:
@@ -136,9 +188,11 @@ def dkim_signer(tx: Transaction, from_email: str, *, secret: bytes) -> DkimSigne
         return None
 
 
-def renderer_for(tx: Transaction, mailing: Mailing, *, secret: bytes,
-                 public_url: str) -> EmailRenderer | SmsRenderer:
-    """The renderer of a mailing, with its template and (email) DKIM signer."""
+def renderer_for(tx: Transaction, mailing: Mailing, *, secret: bytes, public_url: str,
+                 link_number: Callable[[str], int] | None = None,
+                 opt_out: bool = False) -> EmailRenderer | SmsRenderer:
+    """The renderer of a mailing, with its template and (email) DKIM signer;
+    ``link_number`` and ``opt_out`` are the SMS renderer's."""
     assert mailing.template_id is not None
     template = tx.template(mailing.template_id)
     assert template is not None  # a mailing's template cannot be deleted
@@ -146,4 +200,5 @@ def renderer_for(tx: Transaction, mailing: Mailing, *, secret: bytes,
         assert mailing.from_email is not None
         return EmailRenderer(mailing=mailing, template=template, secret=secret, public_url=public_url,
                              signer=dkim_signer(tx, mailing.from_email, secret=secret))
-    return SmsRenderer(mailing=mailing, template=template, secret=secret, public_url=public_url)
+    return SmsRenderer(mailing=mailing, template=template, secret=secret, public_url=public_url,
+                       link_number=link_number, opt_out=opt_out)

@@ -13,16 +13,27 @@ The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
   worker that finds its lease taken (:class:`LeaseLost`) stops touching it;
 - **quota**: claiming a package reserves its queued messages from the
   channel's balance, or interrupts the mailing with ``quota_exhausted`` when
-  the balance is short; what was not sent goes back when it is closed;
+  the balance is short; what was not sent goes back when it is closed. SMS
+  are charged per part: each group reserves the parts of its rendered texts
+  in the transaction that marks it in flight (as many messages as the balance
+  pays for, in order), is charged the parts the SMSC accepted, and gives the
+  rest back; when not one more message is paid for, ``quota_exhausted``;
 - **backoff**: deferred messages are retried with doubling pauses (0.5 s up to
   30 s) for ``TIDINGS_SMTP_RETRY_FOR`` seconds, then ``technical_error``;
 - **guard**: after each group the reputation verdict may interrupt it;
 - **cancel**: a started package is finished even if its mailing is canceled;
-  closing the last one completes the cancel.
+  closing the last one completes the cancel;
+- **quiet hours** (SMS): a recipient for whom it is quiet now
+  (:func:`tidings.domain.quiet_hours.wait_until`) is held until their
+  morning; once only held messages are left the package goes back, not to be
+  claimed before the first of them may go, so no worker waits or spins on it;
+- **parts** (SMS): the SMSC's id of every accepted part is kept with the
+  results, for delivery receipts.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -35,11 +46,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tidings.config import Settings
-from tidings.domain.mailings import InterruptCode, Mailing
-from tidings.domain.messages import Failure, MessageStatus, Package, Recipient
+from tidings.domain import sms
+from tidings.domain.mailings import Channel, InterruptCode, Mailing
+from tidings.domain.messages import AcceptedPart, Failure, MessageStatus, Package, Recipient
+from tidings.domain.phones import number_time_zones
+from tidings.domain.quiet_hours import QuietHours, recipient_zones, wait_until, zone
 from tidings.domain.reputation import verdict
 from tidings.engine import lifecycle, scheduler
-from tidings.engine.ports import Store
+from tidings.engine.ports import Store, Transaction
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
 from tidings.errors import TidingsError
 from tidings.transports.base import Envelope, Outcome, Result, Transport
@@ -68,6 +82,10 @@ class _Group:
     envelopes: list[Envelope]
     broken: dict[int, str]
     future: Future[list[Outcome]] | None = None
+    #: SMS: the parts of each rendered message (by message id), and the parts of
+    #: the quota this group holds.
+    parts: dict[int, int] = field(default_factory=dict)
+    reserved: int = 0
 
 
 def _owner() -> str:
@@ -102,6 +120,7 @@ class Worker:
     def run(self) -> None:
         """Work until :attr:`stop_event` is set."""
         log.info("worker %s sending through %s", self.owner, self.transport.description)
+        self._open_sms()
         while not self.stop_event.is_set():
             try:
                 busy = self.tick()
@@ -125,6 +144,17 @@ class Worker:
         if self._sms is None:
             self._sms = self.sms_transport()
         return self._sms
+
+    def _open_sms(self) -> None:
+        """Bind to an SMPP gateway at once, so that receipts and replies come in
+        between mailings too (other transports connect when they send)."""
+        if (self.settings.sms_url or "").startswith("smpp://"):
+            try:
+                start = getattr(self.transport_for("sms"), "start", None)
+                if start is not None:
+                    start()
+            except TidingsError as exc:
+                log.error("cannot use the SMS gateway: %s", exc.message)
 
     def tick(self) -> bool:
         """Start due scheduled mailings, then send one package. True if it did work."""
@@ -159,20 +189,23 @@ class Worker:
             mailing = tx.mailing(package.mailing_id)
             assert mailing is not None
             channel = mailing.channel
+            sms_package = channel is Channel.SMS
             if package.taken_over:
                 unknown = tx.abandon_in_flight(package)
-                tx.change_quota(channel, max(0, package.reserved - unknown))
+                # An SMS package holds only the parts of its group in flight: all unknown now.
+                tx.change_quota(channel, 0 if sms_package else max(0, package.reserved - unknown))
                 log.warning("took over package %s; %s in-flight messages marked unknown",
                             package.id, unknown)
             need = tx.count_queued(package)
+            if sms_package:
+                need = min(need, 1)  # its groups reserve their parts; one is the least
             balance = tx.quota_balance(channel, lock=True)
             if balance is not None and balance < need:
                 tx.close_package(package.id, done=False, now=now)
                 lifecycle.interrupt(tx, mailing.id, InterruptCode.QUOTA_EXHAUSTED,
-                                    f"The {channel} package is exhausted: {balance} left, the next "
-                                    f"package needs {need}. Top up the quota, then resume.", now=now)
+                                    _quota_message(channel, balance, need), now=now)
                 return None
-            reserved = need if balance is not None else 0
+            reserved = need if balance is not None and not sms_package else 0
             tx.change_quota(channel, -reserved)
             tx.lease_package(package, owner=self.owner, until=self._lease_until(), now=now,
                              reserved=reserved)
@@ -183,9 +216,23 @@ class Worker:
         if renderer is None:
             with self.store.transaction() as tx:
                 renderer = renderer_for(tx, mailing, secret=self.secret,
-                                        public_url=self.settings.public_url)
+                                        public_url=self.settings.public_url,
+                                        link_number=self._link_numbers(mailing.id),
+                                        opt_out=self.settings.sms_opt_out_link)
             self._renderers[mailing.id] = renderer
         return renderer
+
+    def _link_numbers(self, mailing_id: int) -> Callable[[str], int]:
+        """The numbers of a mailing's short links, each asked of the store once."""
+        known: dict[str, int] = {}
+
+        def number(url: str) -> int:
+            if url not in known:
+                with self.store.transaction() as tx:
+                    known[url] = tx.sms_link(mailing_id, url)
+            return known[url]
+
+        return number
 
     def process(self, package: Package) -> None:
         """Send every queued message of the package; a started package is finished
@@ -221,7 +268,14 @@ class Worker:
                     continue  # the deferred messages are queued again: take them
             if group is None:
                 break
-            self._mark_in_flight(package, group)
+            if mailing.channel is Channel.SMS:
+                paid = self._mark_sms_in_flight(package, group)
+                if paid is None:
+                    self._stop(package, mailing, InterruptCode.QUOTA_EXHAUSTED, self._sms_short(group))
+                    return
+                group = paid
+            else:
+                self._mark_in_flight(package, group)
             group.future = self._sender.submit(self._send, transport, group.envelopes)
             in_flight = group
         self._close(package, mailing)
@@ -230,6 +284,8 @@ class Worker:
         """The package is out: give back the unused reservation, then the mailing
         is Sent when nothing is left, or Canceled when it was being canceled and
         this was its last package in flight."""
+        if self._held_back(package, mailing):
+            return
         now = self.clock()
         with self.store.transaction() as tx:
             tx.mailing(mailing.id, lock=True)
@@ -242,6 +298,8 @@ class Worker:
     def _prepare_group(self, package: Package, renderer: EmailRenderer | SmsRenderer,
                        size: int) -> _Group | None:
         """Read and render the next queued messages (not yet marked)."""
+        if isinstance(renderer, SmsRenderer):
+            return self._prepare_sms_group(package, renderer, size)
         with self.store.transaction() as tx:
             recipients = tx.next_group(package, size)
         if not recipients:
@@ -307,12 +365,117 @@ class Worker:
                               failures=failures, now=now)
             if sent or failed:
                 tx.add_guard_counts(mailing.id, sent=sent, failed=failed)
-            if sent:
+            if mailing.channel is Channel.SMS:
+                self._record_sms(tx, package, group, outcomes, now=now)
+            elif sent:
                 tx.take_reservation(package.id, sent)
             for customer_id, address in bounced:
                 if customer_id is not None:
                     tx.hard_bounce(customer_id, address, now=now)
         return deferred
+
+    # -- SMS: parts, quota per part, quiet hours ------------------------------------------
+
+    def _prepare_sms_group(self, package: Package, renderer: SmsRenderer, size: int) -> _Group | None:
+        """The next queued messages that may go now, rendered, with their parts.
+        Those in their quiet hours are held (committed) and the next ones read."""
+        quiet = renderer.quiet_hours
+        now = self.clock()
+        if quiet is not None:
+            with self.store.transaction() as tx:
+                tx.release_held(package, now)
+        while True:
+            with self.store.transaction() as tx:
+                recipients = tx.next_group(package, size)
+            if not recipients:
+                return None
+            if quiet is not None:
+                held = {r.id: until for r in recipients
+                        if (until := self._quiet_until(r, quiet, now)) is not None}
+                if held:
+                    with self.store.transaction() as tx:
+                        tx.hold_messages(held)
+                    continue
+            envelopes, broken = self._render(renderer, recipients)
+            parts = {env.message_id: sms.summarize(env.data.decode("utf-8", "replace")).parts
+                     for env in envelopes}
+            return _Group(recipients=recipients, envelopes=envelopes, broken=broken, parts=parts)
+
+    def _quiet_until(self, recipient: Recipient, quiet: QuietHours, now: datetime) -> datetime | None:
+        """When the recipient's quiet hours end, or None when it may go now."""
+        shop = self.settings.timezone
+        zones = recipient_zones(attributes=recipient.attributes,
+                                number_zones=number_time_zones(recipient.address), shop_zone=shop)
+        shop_zone = zone(shop)
+        assert shop_zone is not None  # checked by the settings
+        return wait_until(now, quiet, zones, shop_zone)
+
+    def _mark_sms_in_flight(self, package: Package, group: _Group) -> _Group | None:
+        """Reserve the parts of as many messages of the group as the SMS balance
+        pays for (in order) and mark those in flight, in one transaction. The
+        group that goes (all or a first part of it), or None when not even its
+        first message is paid for."""
+        with self.store.transaction() as tx:
+            if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
+                raise LeaseLost
+            balance = tx.quota_balance("sms", lock=True)
+            going = group.recipients
+            if balance is not None:
+                costs = itertools.accumulate(group.parts.get(r.id, 0) for r in group.recipients)
+                going = [r for r, total in zip(group.recipients, costs, strict=True) if total <= balance]
+                if not going:
+                    return None
+            paid = _Group(recipients=going, broken={k: v for k, v in group.broken.items()
+                                                    if k <= going[-1].id},
+                          envelopes=[e for e in group.envelopes if e.message_id <= going[-1].id],
+                          parts={k: v for k, v in group.parts.items() if k <= going[-1].id})
+            paid.reserved = sum(paid.parts.values()) if balance is not None else 0
+            if paid.reserved:
+                tx.change_quota("sms", -paid.reserved)
+                tx.add_reservation(package.id, paid.reserved)
+            if tx.mark_in_flight(package, going[0].id, going[-1].id) != len(going):
+                raise LeaseLost
+        return paid
+
+    def _sms_short(self, group: _Group) -> str:
+        with self.store.transaction() as tx:
+            balance = tx.quota_balance("sms") or 0
+        first = group.parts.get(group.recipients[0].id, 1)
+        return _quota_message("sms", balance, first)
+
+    def _record_sms(self, tx: Transaction, package: Package, group: _Group, outcomes: Sequence[Outcome],
+                    *, now: datetime) -> None:
+        """Keep the accepted parts' ids; charge the parts the SMSC accepted (all
+        of a sent message, those known of an uncertain one) and give the rest
+        of the group's reservation back."""
+        accepted = [AcceptedPart(message_id=env.message_id, part=n, remote_id=remote_id)
+                    for env, outcome in zip(group.envelopes, outcomes, strict=True)
+                    for n, remote_id in enumerate(outcome.remote_ids, start=1)]
+        tx.record_parts(accepted, now=now)
+        charged = sum(group.parts.get(env.message_id, 0) if outcome.result is Result.SENT
+                      else len(outcome.remote_ids)
+                      for env, outcome in zip(group.envelopes, outcomes, strict=True))
+        if group.reserved:
+            tx.take_reservation(package.id, group.reserved)
+            tx.change_quota("sms", group.reserved - charged)
+
+    def _held_back(self, package: Package, mailing: Mailing) -> bool:
+        """When only messages held for quiet hours are left, the package goes back
+        to pending, not to be claimed before the first may go. True if it did."""
+        if mailing.channel is not Channel.SMS:
+            return False
+        now = self.clock()
+        with self.store.transaction() as tx:
+            until = tx.earliest_hold(package)
+            if until is None:
+                return False
+            tx.mailing(mailing.id, lock=True)
+            tx.change_quota(mailing.channel, tx.close_package(package.id, done=False, now=now))
+            tx.hold_package(package.id, until)
+            lifecycle.complete_cancel(tx, mailing.id, now=now)
+        log.info("package %s of mailing %s waits for quiet hours until %s", package.id, mailing.id,
+                 until.isoformat())
+        return True
 
     def _stopped_by_guards(self, package: Package, mailing: Mailing, transport: Transport,
                            deferred: int, outcomes: Sequence[Outcome], retry: _Retry) -> bool:
@@ -366,3 +529,13 @@ class Worker:
             with self.store.transaction() as tx:
                 if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
                     raise LeaseLost
+
+
+def _quota_message(channel: str, balance: int, need: int) -> str:
+    """Why a mailing stopped for want of quota, in the manager's words."""
+    if channel == "sms":
+        parts = "part" if need == 1 else "parts"
+        return (f"The SMS quota is exhausted: {balance} {'part' if balance == 1 else 'parts'} left, "
+                f"the next message needs {need} {parts}. Top up the quota, then resume.")
+    return (f"The {channel} package is exhausted: {balance} left, the next package needs {need}. "
+            "Top up the quota, then resume.")

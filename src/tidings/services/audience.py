@@ -31,7 +31,7 @@ def customer_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def upsert_customer(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    item = validate_customer(data)
+    item = validate_customer(data, region=ctx.settings.default_region)
     with ctx.tx() as conn:
         (customer_id,), _ = store.upsert_many(conn, [item], now=ctx.now())
         row = store.get(conn, customer_id)
@@ -52,7 +52,7 @@ def upsert_customers(ctx: Context, items: list[Any]) -> list[int]:
             raise InvalidInput(f"customers[{index}]: each customer must be an object.",
                                field=f"customers[{index}]")
         try:
-            valid.append(validate_customer(data))
+            valid.append(validate_customer(data, region=ctx.settings.default_region))
         except InvalidInput as exc:
             field = f"customers[{index}].{exc.field}" if exc.field else f"customers[{index}]"
             raise InvalidInput(f"customers[{index}]: {exc.message}", field=field) from None
@@ -64,7 +64,8 @@ def upsert_customers(ctx: Context, items: list[Any]) -> list[int]:
 def import_csv(ctx: Context, data: bytes, *, encoding: str | None = None,
                delimiter: str | None = None) -> dict[str, Any]:
     """Good lines are kept, bad lines are reported by number."""
-    parsed = parse_customers_csv(data, encoding=encoding, delimiter=delimiter)
+    parsed = parse_customers_csv(data, encoding=encoding, delimiter=delimiter,
+                                 region=ctx.settings.default_region)
     with ctx.tx() as conn:
         _, created = store.upsert_many(conn, [item for _, item in parsed.rows], now=ctx.now())
     return {

@@ -7,6 +7,10 @@ Two ways in, one effect:
   :func:`start_listener` runs on ``TIDINGS_BOUNCE_LISTEN``;
 - :func:`apply_event` for ``POST /api/v1/events`` from provider webhooks.
 
+SMS events are handed on: receipts (``delivered``, ``undelivered``,
+``expired``, ``rejected`` about an SMS) to :mod:`tidings.services.receipts`,
+replies (``inbound``) to :mod:`tidings.services.replies`.
+
 Effects on the message, its customer and its mailing:
 
 ``delivered``
@@ -64,13 +68,16 @@ from tidings.engine import lifecycle
 from tidings.errors import InvalidInput, NotFound
 from tidings.feedback.inbound import BounceListener
 from tidings.feedback.reports import FeedbackReport, verp_token
+from tidings.services import receipts, replies
 from tidings.services.context import Context
 from tidings.store import feedback as store
 from tidings.store.sending import SqlTransaction
 
 log = logging.getLogger("tidings.feedback")
 
-EVENT_TYPES = ("delivered", "bounce", "complaint")
+EVENT_TYPES = ("delivered", "bounce", "complaint", "undelivered", "expired", "rejected", "inbound")
+#: Receipt types that only an SMS can have.
+SMS_RECEIPTS = ("undelivered", "expired", "rejected")
 _OUR_MESSAGE_ID = re.compile(r"^\s*<?tidings\.(\d{1,19})\.(\d{1,19})@[^<>\s@]+>?\s*$", re.IGNORECASE)
 _NUMERIC = re.compile(r"^\s*\d{1,19}\s*$")
 
@@ -296,6 +303,14 @@ def apply_event(ctx: Context, body: Any) -> dict[str, Any]:
     envelope sender; ``hard`` (bounces only) defaults to true, since providers
     report a bounce once they gave up. Same effects as a report by mail.
 
+    SMS receipts: ``type`` ``delivered``, ``undelivered``, ``expired`` or
+    ``rejected``; ``message_id`` the SMSC's id of a part as a string (any of
+    its forms), or our message id (a number: an HTTP gateway's receipt for the
+    whole message). A string is looked up among the parts first; an SMSC id
+    that names no part yet is kept until its part is recorded (``applied``
+    false). ``{"type": "inbound", "from", "text"}`` is a reply
+    (:func:`tidings.services.replies.apply_event`).
+
     Returns ``{"applied", "type", "message_id", "mailing_id"}``: ``applied`` is
     false when the event changed nothing (a repeat, or a message never handed
     to a server). Raises :class:`InvalidInput` (422) for a malformed body and
@@ -305,6 +320,8 @@ def apply_event(ctx: Context, body: Any) -> dict[str, Any]:
         raise InvalidInput(
             'The event must be a JSON object like {"type": "bounce", "message_id": 1}.', field="type"
         )
+    if body.get("type") == "inbound":
+        return replies.apply_event(ctx, body)
     unknown = set(body) - {"type", "message_id", "hard", "detail"}
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
@@ -322,11 +339,26 @@ def apply_event(ctx: Context, body: Any) -> dict[str, Any]:
     if note is not None and not isinstance(note, str):
         raise InvalidInput("detail must be a string.", field="detail")
     secret = ctx.secret
-    mid, mailing_id = _resolve_event_message(secret, body["message_id"])
+    value = body["message_id"]
+    receipt = kind in SMS_RECEIPTS or kind == "delivered"
+    if receipt and isinstance(value, str) and receipts.find_part(ctx, value):
+        return receipts.apply_webhook(ctx, kind, value)
+    try:
+        mid, mailing_id = _resolve_event_message(secret, value)
+    except NotFound:
+        if receipt and isinstance(value, str) and not _NUMERIC.match(value):
+            return receipts.apply_webhook(ctx, kind, value.strip())  # an SMSC id, early
+        raise
     with ctx.tx() as conn:
         message = store.message(conn, mid)
         if message is None or (mailing_id is not None and message["mailing_id"] != mailing_id):
             raise NotFound(f"There is no message {body['message_id']!r}.", code="message_not_found")
+        if message["channel"] == "sms":
+            applied = receipt and receipts.apply_to_message(ctx, conn, message, kind, note=note)
+            return {"applied": applied, "type": kind, "message_id": mid, "mailing_id": message["mailing_id"]}
+        if kind in SMS_RECEIPTS:
+            raise InvalidInput(f"{kind} is a receipt for an SMS, and message {mid} is an email: an "
+                               "email that did not arrive is a bounce.", field="type")
         applied = False
         if _usable(message, f"message {mid}"):
             applied = _apply(

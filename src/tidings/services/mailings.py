@@ -7,7 +7,7 @@ checks what a person sent, and shows the mailing as the API does.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from tidings.domain import mailings as rules
 from tidings.domain.actors import Actor
 from tidings.domain.conversions import normalize_conversion
 from tidings.domain.mailings import Action, Channel, Mailing, MailingStatus
+from tidings.domain.quiet_hours import normalize_quiet_hours
 from tidings.engine import lifecycle
 from tidings.errors import Conflict, InvalidInput
 from tidings.services.context import Context
@@ -26,7 +27,7 @@ from tidings.store import segments as segment_store
 from tidings.store.sending import SqlTransaction
 
 EDITABLE = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
-            "conversion", "delay_hours", "condition")
+            "conversion", "delay_hours", "condition", "quiet_hours")
 #: How the web UI's messages name a channel (``manager_message``).
 _WORDS = {"email": "email", "sms": "SMS"}
 
@@ -39,15 +40,21 @@ def _load(conn: sa.Connection, mailing_id: int, *, lock: bool = False) -> Mailin
     return lifecycle.load(SqlTransaction(conn), mailing_id, lock=lock)
 
 
-def to_json(conn: sa.Connection, mailing: Mailing, *, with_steps: bool = True) -> dict[str, Any]:
+def to_json(conn: sa.Connection, mailing: Mailing, *, with_steps: bool = True,
+            now: datetime | None = None) -> dict[str, Any]:
     """The mailing as the API shows it. Besides the contract's fields:
     ``status_label`` (the status line, times in UTC), ``canceling`` (canceled
-    while sending: it stops after the package in flight), ``actions`` (see
+    while sending: it stops after the package in flight), ``quiet_hours``
+    (SMS: ``{"enabled", "window"}``), ``paused_until`` (an SMS mailing whose
+    every recipient left is in their quiet hours goes on then), ``actions`` (see
     :func:`~tidings.domain.mailings.actions`) and ``deletable`` (``DELETE``
     would be accepted, by :func:`~tidings.domain.mailings.is_deletable` with
     its message rows as statistics)."""
     status = mailing.status
     progress = packages.progress(conn, mailing.id)
+    paused = None
+    if status is MailingStatus.SENDING and mailing.channel is Channel.SMS:
+        paused = packages.paused_until(conn, mailing.id, now or datetime.now(UTC))
     percent = 100.0 if status is MailingStatus.SENT else progress.percent
     reason = None
     if mailing.interrupt_code:
@@ -67,8 +74,10 @@ def to_json(conn: sa.Connection, mailing: Mailing, *, with_steps: bool = True) -
         "status": status.value,
         "status_label": rules.label(status, percent=percent, send_at=mailing.send_at,
                                     interrupt_message=mailing.interrupt_message,
-                                    canceling=mailing.canceling),
+                                    canceling=mailing.canceling, paused_until=paused),
         "canceling": mailing.canceling,
+        "paused_until": _iso(paused),
+        "quiet_hours": dict(mailing.quiet_hours) if mailing.quiet_hours else None,
         "send_at": _iso(mailing.send_at),
         "progress": {"total": progress.total, "sent": progress.sent, "failed": progress.failed,
                      "skipped": progress.skipped, "unknown": progress.unknown,
@@ -111,8 +120,12 @@ def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: Channel) -
             )
 
 
-def _clean(values: dict[str, Any], *, name: str, channel: Channel) -> dict[str, Any]:
+def _clean(values: dict[str, Any], *, name: str, channel: Channel,
+           quiet_window: str = "21:00-09:00") -> dict[str, Any]:
     out = dict(values)
+    if "quiet_hours" in out:
+        out["quiet_hours"] = normalize_quiet_hours(out["quiet_hours"], channel=channel.value,
+                                                   default_window=quiet_window)
     for key in ("from_email", "reply_to"):
         if out.get(key):
             try:
@@ -145,26 +158,26 @@ def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     values = _clean({k: data.get(k) for k in EDITABLE if k not in ("delay_hours", "condition")}
-                    | {"name": name}, name=name, channel=channel)
+                    | {"name": name}, name=name, channel=channel, quiet_window=ctx.settings.sms_quiet_hours)
     if channel is Channel.EMAIL and not values.get("from_email"):
         values["from_email"] = ctx.settings.default_from_email
         values["from_name"] = values.get("from_name") or ctx.settings.default_from_name
     with ctx.tx() as conn:
         _check_refs(conn, values, channel)
         mailing_id = store.insert(conn, {**values, "channel": channel.value, "step": 1}, now=ctx.now())
-        return to_json(conn, _load(conn, mailing_id))
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
 def get(ctx: Context, mailing_id: int) -> dict[str, Any]:
     with ctx.read() as conn:
-        return to_json(conn, _load(conn, mailing_id))
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
 def list_(ctx: Context, *, limit: int = 50, offset: int = 0,
           status: str | None = None) -> list[dict[str, Any]]:
     wanted = MailingStatus(status) if status in set(MailingStatus) else None
     with ctx.read() as conn:
-        return [to_json(conn, m, with_steps=False)
+        return [to_json(conn, m, with_steps=False, now=ctx.now())
                 for m in store.list_(conn, limit=limit, offset=offset, status=wanted)]
 
 
@@ -178,7 +191,7 @@ def update(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any
         mailing = _load(conn, mailing_id, lock=True)
         rules.check_editable(status=mailing.status, send_at=mailing.send_at, now=now)
         name = (data.get("name") or mailing.name).strip()
-        values = _clean(data, name=name, channel=mailing.channel)
+        values = _clean(data, name=name, channel=mailing.channel, quiet_window=ctx.settings.sms_quiet_hours)
         if "conversion" in values and "conversion" not in data:
             values.pop("conversion")  # a rename keeps the stored conversion block
         _check_refs(conn, values, mailing.channel)
@@ -189,7 +202,7 @@ def update(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any
             values["send_at"] = rules.chain_step_due(
                 previous_finished_at=previous.finished_at, delay_hours=values["delay_hours"], now=now)
         store.edit(conn, mailing_id, values, now=now)
-        return to_json(conn, _load(conn, mailing_id))
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
 def check_sending_domain(conn: sa.Connection, ctx: Context, from_email: str) -> None:
@@ -209,7 +222,7 @@ def send_now(ctx: Context, mailing_id: int) -> dict[str, Any]:
             raise Conflict("A later chain step is sent by its chain, after the step before it.",
                            code="chain_step")
         lifecycle.start(SqlTransaction(conn), ctx.policy, mailing, Action.SEND, now=ctx.now())
-        return to_json(conn, _load(conn, mailing_id))
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
 def schedule(ctx: Context, mailing_id: int, send_at: datetime | None) -> dict[str, Any]:
@@ -217,7 +230,7 @@ def schedule(ctx: Context, mailing_id: int, send_at: datetime | None) -> dict[st
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         lifecycle.schedule(SqlTransaction(conn), ctx.policy, mailing, send_at, now=ctx.now())
-        return to_json(conn, _load(conn, mailing_id))
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
 def cancel(ctx: Context, mailing_id: int) -> dict[str, Any]:
@@ -225,7 +238,7 @@ def cancel(ctx: Context, mailing_id: int) -> dict[str, Any]:
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         lifecycle.cancel(SqlTransaction(conn), mailing, now=ctx.now())
-        return to_json(conn, _load(conn, mailing_id))
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
 def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
@@ -233,7 +246,7 @@ def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         lifecycle.resume(SqlTransaction(conn), mailing, is_admin=actor.is_admin, now=ctx.now())
-        return to_json(conn, _load(conn, mailing_id))
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
 def _copy_values(mailing: Mailing) -> dict[str, Any]:
@@ -241,7 +254,8 @@ def _copy_values(mailing: Mailing) -> dict[str, Any]:
             "template_id": mailing.template_id, "from_email": mailing.from_email,
             "from_name": mailing.from_name, "reply_to": mailing.reply_to,
             "conversion": dict(mailing.conversion), "delay_hours": mailing.delay_hours,
-            "condition": mailing.condition, "step": mailing.step}
+            "condition": mailing.condition, "step": mailing.step,
+            "quiet_hours": dict(mailing.quiet_hours) if mailing.quiet_hours else None}
 
 
 def copy(ctx: Context, mailing_id: int) -> dict[str, Any]:
@@ -258,7 +272,7 @@ def copy(ctx: Context, mailing_id: int) -> dict[str, Any]:
             new_id = store.insert(conn, values | {"chain_id": first_id}, now=now)
             first_id = first_id or new_id
         assert first_id is not None
-        return to_json(conn, _load(conn, first_id))
+        return to_json(conn, _load(conn, first_id), now=ctx.now())
 
 
 def delete(ctx: Context, mailing_id: int) -> None:
@@ -282,7 +296,7 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
     """Append a step (a draft mailing) to the chain that ``mailing_id`` belongs to;
     behind a step that is already sent it is scheduled at once for its chain time."""
     unknown = set(data) - {"template_id", "delay_hours", "condition", "name", "from_email",
-                           "from_name", "reply_to", "conversion"}
+                           "from_name", "reply_to", "conversion", "quiet_hours"}
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     if data.get("template_id") is None:
@@ -297,8 +311,9 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
         values = _clean(
             {"delay_hours": data.get("delay_hours", 24), "condition": data.get("condition", "all"),
              "name": name, "conversion": data.get("conversion", dict(last.conversion)),
-             "template_id": data["template_id"]},
-            name=name, channel=mailing.channel,
+             "template_id": data["template_id"],
+             "quiet_hours": data.get("quiet_hours", dict(last.quiet_hours) if last.quiet_hours else None)},
+            name=name, channel=mailing.channel, quiet_window=ctx.settings.sms_quiet_hours,
         )
         _check_refs(conn, values, mailing.channel)
         step_id = store.insert(conn, {
@@ -310,4 +325,4 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
         }, now=now)
         if last.status is MailingStatus.SENT:
             lifecycle.schedule_next_step(SqlTransaction(conn), last, now=now)
-        return to_json(conn, _load(conn, step_id))
+        return to_json(conn, _load(conn, step_id), now=ctx.now())

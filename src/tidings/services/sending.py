@@ -1,12 +1,20 @@
 """Sending, wired: a worker and the scheduler on this context's database,
-transports made from the settings."""
+transports made from the settings.
+
+The SMS transport of an ``smpp://`` gateway hands its delivery receipts to
+:func:`tidings.services.receipts.apply_receipt` and the replies it receives
+to :func:`tidings.services.replies.apply_inbound`, whose answer to HELP goes
+back through the same transport.
+"""
 
 from __future__ import annotations
 
+from tidings.domain.sms import DeliveryReceipt, InboundMessage
 from tidings.engine import scheduler
 from tidings.engine.worker import Worker
+from tidings.services import receipts, replies
 from tidings.services.context import Context
-from tidings.transports.base import Transport
+from tidings.transports.base import Envelope, Transport
 from tidings.transports.factory import make_sms_transport, make_transport
 
 
@@ -15,10 +23,24 @@ def make_worker(ctx: Context, transport: Transport | None = None) -> Worker:
     s = ctx.settings
     if transport is None:
         transport = make_transport(s.smtp_url, connections=s.smtp_connections, timeout=s.smtp_timeout)
+    made: list[Transport] = []
+
+    def answer(phone: str, text: str) -> None:
+        for sms in made:
+            sms.send([Envelope(message_id=0, mail_from="reply", rcpt=phone, data=text.encode())])
+
+    def on_receipt(receipt: DeliveryReceipt) -> None:
+        receipts.apply_receipt(ctx, receipt, source="smpp")
+
+    def on_inbound(message: InboundMessage) -> None:
+        replies.apply_inbound(ctx, message, reply=answer)
 
     def sms_transport() -> Transport | None:
-        return make_sms_transport(s.sms_url, smtp_url=s.smtp_url, connections=s.smtp_connections,
-                                  timeout=s.smtp_timeout)
+        sms = make_sms_transport(s.sms_url, smtp_url=s.smtp_url, connections=s.smtp_connections,
+                                 timeout=s.smtp_timeout, on_receipt=on_receipt, on_inbound=on_inbound)
+        if sms is not None:
+            made.append(sms)
+        return sms
 
     return Worker(store=ctx.store, settings=s, secret=ctx.secret, transport=transport,
                   sms_transport=sms_transport, clock=ctx.now)

@@ -7,6 +7,9 @@
 - :func:`record_click` returns where to send the browser: the link's URL
   with the mailing's UTM tags merged when ``conversion.utm.enabled``.
 - :func:`unsubscribe` takes effect at once and is idempotent.
+- :func:`follow_short` is an SMS's short link (``/s/TOKEN``): a click counted
+  as :func:`record_click` counts one (no open: an SMS has none), redirecting
+  to the link with the UTM tags; link number 0 leads to the unsubscribe page.
 
 A tampered or foreign token raises ``InvalidInput(code="bad_token")`` before
 anything is read or written; a valid token whose message no longer exists
@@ -22,10 +25,18 @@ from urllib.parse import urlsplit
 from tidings.domain.conversions import utm_tags
 from tidings.domain.engagement import is_machine
 from tidings.domain.templates import merge_utm
-from tidings.domain.tracking import TEST_MESSAGE_ID, verify_click, verify_message_token
+from tidings.domain.tracking import (
+    TEST_MESSAGE_ID,
+    sign_message_token,
+    verify_click,
+    verify_message_token,
+    verify_short,
+)
+from tidings.engine.render import UNSUBSCRIBE_LINK
 from tidings.errors import InvalidInput
 from tidings.services.context import Context
 from tidings.store import engagement as store
+from tidings.store import sms as sms_store
 
 log = logging.getLogger("tidings.tracking")
 
@@ -80,6 +91,32 @@ def record_click(ctx: Context, token: str, *, user_agent: str | None, method: st
             now = ctx.now()
             if store.mark_clicked(conn, message, now=now):
                 store.mark_opened(conn, message, now=now)
+        return merge_utm(url, utm_tags(message["conversion"]))
+
+
+def follow_short(ctx: Context, token: str, *, user_agent: str | None, method: str = "GET") -> str:
+    """Record the click of an SMS short link; return where to redirect: the
+    link with the mailing's UTM tags, or for link 0 the message's unsubscribe
+    page (``/u/TOKEN``, relative). Raises ``InvalidInput(code="bad_token")``
+    for a tampered token, one whose link is not of its message's mailing, or
+    an unknown link."""
+    message_id, link = verify_short(ctx.secret, token)
+    if link == UNSUBSCRIBE_LINK:
+        return f"/u/{sign_message_token(ctx.secret, message_id, 'unsub')}"
+    machine = is_machine(user_agent, method=method)
+    with ctx.tx() as conn:
+        target = sms_store.link_target(conn, link)
+        message = store.tracked_message(conn, message_id)
+        if target is None or (message is not None and message["mailing_id"] != target[0]) \
+                or not _safe_target(target[1]):
+            raise InvalidInput("The link or token is invalid or has been altered.", code="bad_token")
+        url = target[1]
+        if message is None:
+            return url
+        if machine:
+            log.debug("machine click on message %s by %r ignored", message_id, user_agent)
+        else:
+            store.mark_clicked(conn, message, now=ctx.now())
         return merge_utm(url, utm_tags(message["conversion"]))
 
 

@@ -18,6 +18,7 @@ from tidings.domain.mailings import Channel, Mailing
 from tidings.domain.messages import MessageStatus, PackageStatus
 from tidings.domain.segments import parse_rules
 from tidings.store.segments import compile_rules
+from tidings.store.sms import is_e164
 from tidings.store.tables import customers, mailings, messages, orders, packages, segments, suppressions
 
 m, msg, pkg, cust = mailings, messages, packages, customers
@@ -70,11 +71,15 @@ def _freeze(
     status = cust.c.email_status if channel is Channel.EMAIL else cust.c.sms_status
     source: sa.FromClause = cust
     suppressed: sa.ColumnElement[Any] = sa.null()
+    invalid: sa.ColumnElement[bool] = sa.false()
     if channel is Channel.EMAIL:
         source = cust.outerjoin(suppressions, suppressions.c.address == cust.c.email)
         suppressed = suppressions.c.reason
+    else:
+        invalid = ~is_e164(cust.c.phone)
     reason = sa.case(
         (address.is_(None), "no_address"),
+        (invalid, "invalid_phone"),
         (status != SUBSCRIBED, status),
         (suppressed.is_not(None), suppressed),
         else_=sa.null(),
@@ -102,6 +107,8 @@ def _count_receivable(conn: sa.Connection, *, channel: Channel, where: sa.Column
         where, address.is_not(None), status == SUBSCRIBED)
     if channel is Channel.EMAIL:
         stmt = stmt.where(~sa.exists().where(suppressions.c.address == cust.c.email))
+    else:
+        stmt = stmt.where(is_e164(cust.c.phone))
     return int(conn.execute(stmt).scalar_one())
 
 

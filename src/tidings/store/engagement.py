@@ -106,10 +106,11 @@ def order_exists(conn: sa.Connection, external_id: str) -> bool:
 def reaches(conn: sa.Connection, customer_id: int, *, before: datetime) -> list[Reach]:
     """The customer's messages that were sent and did not bounce, sent at most
     :data:`LONGEST_WINDOW` before ``before``, with their mailings' conversion
-    settings: the candidates :func:`~tidings.domain.engagement.attribute` chooses from."""
+    settings: the candidates :func:`~tidings.domain.engagement.attribute` chooses from.
+    An SMS counts as received only once a receipt confirmed its delivery."""
     rows = conn.execute(
         sa.select(msg.c.id, msg.c.mailing_id, msg.c.sent_at, msg.c.opened_at, msg.c.clicked_at,
-                  m.c.conversion)
+                  msg.c.receipt, m.c.channel, m.c.conversion)
         .join(m, m.c.id == msg.c.mailing_id)
         .where(msg.c.customer_id == customer_id, msg.c.status == "sent",
                msg.c.bounce.is_(None), msg.c.sent_at.is_not(None),
@@ -118,11 +119,14 @@ def reaches(conn: sa.Connection, customer_id: int, *, before: datetime) -> list[
     found = []
     for row in rows:
         conversion = row.conversion or {}
+        basis = str(conversion.get("basis", "received"))
+        if row.channel == "sms" and basis == "received" and row.receipt != "delivered":
+            continue
         found.append(Reach(
             message_id=row.id, mailing_id=row.mailing_id, sent_at=row.sent_at,
             opened_at=row.opened_at, clicked_at=row.clicked_at,
             window_days=int(conversion.get("window_days", 7)),
-            basis=str(conversion.get("basis", "received")),
+            basis=basis,
         ))
     return found
 

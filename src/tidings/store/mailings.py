@@ -17,7 +17,7 @@ m, msg, pkg = mailings, messages, packages
 
 #: The columns a person edits (never the status: see :func:`write_move`).
 EDITABLE = frozenset({"name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
-                      "conversion", "delay_hours", "condition", "send_at"})
+                      "conversion", "delay_hours", "condition", "send_at", "quiet_hours"})
 
 GUARD_RESET = {"guard_sent": 0, "guard_failed": 0, "guard_bounced": 0, "guard_complained": 0}
 
@@ -33,7 +33,7 @@ def from_row(row: Any) -> Mailing:
         cancel_requested_at=row["cancel_requested_at"], chain_id=row["chain_id"] or row["id"],
         step=row["step"], delay_hours=row["delay_hours"], condition=row["condition"],
         started_at=row["started_at"], finished_at=row["finished_at"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        created_at=row["created_at"], updated_at=row["updated_at"], quiet_hours=row["quiet_hours"],
     )
 
 

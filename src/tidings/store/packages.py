@@ -104,9 +104,11 @@ def claim_package(conn: sa.Connection, *, owner: str, now: datetime) -> Package 
     """
     # A canceling mailing starts no new package, but one already started (whose
     # worker died) is finished all the same.
+    # A package released for quiet hours waits for its time (pkg.not_before).
     claimable = sa.and_(
         m.c.status == MAILING_SENDING,
-        sa.or_(sa.and_(pkg.c.status == PENDING, m.c.cancel_requested_at.is_(None)),
+        sa.or_(sa.and_(pkg.c.status == PENDING, m.c.cancel_requested_at.is_(None),
+                       sa.or_(pkg.c.not_before.is_(None), pkg.c.not_before <= now)),
                sa.and_(pkg.c.status == ACTIVE, pkg.c.lease_until < now)),
     )
     stmt = (
@@ -180,7 +182,8 @@ def count_queued(conn: sa.Connection, package: Package) -> int:
 
 
 def next_group(conn: sa.Connection, package: Package, limit: int) -> list[Recipient]:
-    """The next ``limit`` queued messages of the package, with their customers."""
+    """The next ``limit`` queued messages of the package, with their customers;
+    messages held for quiet hours (``not_before`` set) are not among them."""
     stmt = (
         sa.select(
             msg.c.id, msg.c.address, msg.c.customer_id,
@@ -188,7 +191,7 @@ def next_group(conn: sa.Connection, package: Package, limit: int) -> list[Recipi
             cust.c.last_name, cust.c.attributes,
         )
         .join(cust, cust.c.id == msg.c.customer_id)
-        .where(_in_package(package), msg.c.status == Q)
+        .where(_in_package(package), msg.c.status == Q, msg.c.not_before.is_(None))
         .order_by(msg.c.id)
         .limit(limit)
     )
@@ -199,10 +202,12 @@ def next_group(conn: sa.Connection, package: Package, limit: int) -> list[Recipi
 
 
 def mark_in_flight(conn: sa.Connection, package: Package, first_id: int, last_id: int) -> int:
-    """Queued messages with ids in ``[first_id, last_id]`` become ``sending``."""
+    """Queued messages with ids in ``[first_id, last_id]`` become ``sending``
+    (not those held for quiet hours)."""
     return conn.execute(
         msg.update()
-        .where(_in_package(package), msg.c.id.between(first_id, last_id), msg.c.status == Q)
+        .where(_in_package(package), msg.c.id.between(first_id, last_id), msg.c.status == Q,
+               msg.c.not_before.is_(None))
         .values(status=SENDING)
     ).rowcount
 
@@ -236,6 +241,54 @@ def record_results(conn: sa.Connection, package: Package, *, first_id: int, last
         )
     if closed:
         store_counts(conn, package.id)
+
+
+def add_reservation(conn: sa.Connection, package_id: int, amount: int) -> None:
+    conn.execute(pkg.update().where(pkg.c.id == package_id).values(reserved=pkg.c.reserved + amount))
+
+
+# -- quiet hours: held messages, and packages that wait for their time ---------------------
+
+
+def release_held(conn: sa.Connection, package: Package, now: datetime) -> int:
+    """Queued messages held until ``now`` or earlier may go again."""
+    return conn.execute(
+        msg.update().where(_in_package(package), msg.c.status == Q, msg.c.not_before <= now)
+        .values(not_before=None)
+    ).rowcount
+
+
+def hold_messages(conn: sa.Connection, until: dict[int, datetime]) -> None:
+    """Queued messages are not sent before their time (message id -> time)."""
+    if until:
+        conn.execute(
+            msg.update().where(msg.c.id == sa.bindparam("mid"), msg.c.status == Q)
+            .values(not_before=sa.bindparam("until")),
+            [{"mid": mid, "until": at} for mid, at in until.items()],
+        )
+
+
+def earliest_hold(conn: sa.Connection, package: Package) -> datetime | None:
+    """When the first message held in the package may go; None when none is held."""
+    found: datetime | None = conn.execute(
+        sa.select(sa.func.min(msg.c.not_before)).where(_in_package(package), msg.c.status == Q)
+    ).scalar_one()
+    return found
+
+
+def hold_package(conn: sa.Connection, package_id: int, until: datetime) -> None:
+    """A released package is not claimed again before ``until``."""
+    conn.execute(pkg.update().where(pkg.c.id == package_id).values(not_before=until))
+
+
+def paused_until(conn: sa.Connection, mailing_id: int, now: datetime) -> datetime | None:
+    """When a sending mailing whose every unfinished package waits for quiet hours
+    goes on; None when one is being sent or could be claimed now."""
+    rows = conn.execute(sa.select(pkg.c.status, pkg.c.not_before)
+                        .where(pkg.c.mailing_id == mailing_id, pkg.c.status != DONE)).all()
+    if not rows or any(r.status == ACTIVE or r.not_before is None or r.not_before <= now for r in rows):
+        return None
+    return min(r.not_before for r in rows)
 
 
 def take_reservation(conn: sa.Connection, package_id: int, amount: int) -> None:

@@ -51,6 +51,7 @@ from tidings.domain.segments import (
     Value,
     attribute_key,
 )
+from tidings.store.sms import is_e164
 from tidings.store.tables import UtcDateTime, customers, segments
 
 #: Rule field -> column. Adding a field is one line here and one in ``domain.segments.FIELDS``.
@@ -96,10 +97,12 @@ def count_matching(conn: sa.Connection, rule: Rule) -> int:
 def count_reachable(conn: sa.Connection, rule: Rule) -> dict[str, int]:
     """``{"count": matching, "email": ..., "sms": ...}``: of the customers that
     satisfy ``rule``, all of them, those with an email address and
-    ``email_status`` subscribed, and those with a phone and ``sms_status`` subscribed."""
+    ``email_status`` subscribed, and those with a phone in E.164 form and
+    ``sms_status`` subscribed."""
     subscribed = CustomerStatus.SUBSCRIBED.value
     email = sa.and_(customers.c.email.is_not(None), customers.c.email_status == subscribed)
-    sms = sa.and_(customers.c.phone.is_not(None), customers.c.sms_status == subscribed)
+    sms = sa.and_(customers.c.phone.is_not(None), is_e164(customers.c.phone),
+                  customers.c.sms_status == subscribed)
     stmt = sa.select(
         sa.func.count(),
         sa.func.coalesce(sa.func.sum(sa.case((email, 1), else_=0)), 0),

@@ -11,17 +11,17 @@ transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from tidings.domain.mailings import Mailing, Move
-from tidings.domain.messages import Failure, Package, Recipient
+from tidings.domain.messages import AcceptedPart, Failure, Package, Recipient
 from tidings.domain.reputation import Counts
 from tidings.domain.templates import Template
-from tidings.store import audience, feedback, meta, packages, quotas
+from tidings.store import audience, feedback, meta, packages, quotas, sms
 from tidings.store import domains as domain_store
 from tidings.store import mailings as mailing_store
 from tidings.store.tables import domains, templates
@@ -98,6 +98,28 @@ class SqlTransaction:
 
     def close_package(self, package_id: int, *, done: bool, now: datetime) -> int:
         return packages.close_package(self.conn, package_id, done=done, now=now)
+
+    def add_reservation(self, package_id: int, amount: int) -> None:
+        packages.add_reservation(self.conn, package_id, amount)
+
+    # -- SMS
+    def record_parts(self, parts: Sequence[AcceptedPart], *, now: datetime) -> None:
+        sms.record_parts(self.conn, parts, now=now)
+
+    def release_held(self, package: Package, now: datetime) -> int:
+        return packages.release_held(self.conn, package, now)
+
+    def hold_messages(self, until: Mapping[int, datetime]) -> None:
+        packages.hold_messages(self.conn, dict(until))
+
+    def earliest_hold(self, package: Package) -> datetime | None:
+        return packages.earliest_hold(self.conn, package)
+
+    def hold_package(self, package_id: int, until: datetime) -> None:
+        packages.hold_package(self.conn, package_id, until)
+
+    def sms_link(self, mailing_id: int, url: str) -> int:
+        return sms.link_number(self.conn, mailing_id, url)
 
     # -- the guard
     def add_guard_counts(self, mailing_id: int, *, sent: int, failed: int) -> None:

@@ -161,6 +161,12 @@ mailings = sa.Table(
     sa.Column("soft_bounced_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("orders_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("revenue", sa.Numeric(16, 2), nullable=False, server_default="0"),
+    # SMS: messages whose receipts said undelivered (or deleted), expired, rejected.
+    sa.Column("undelivered_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("expired_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected_count", sa.BigInteger, nullable=False, server_default="0"),
+    # SMS quiet hours {"enabled", "window": "21:00-09:00"}; NULL: none (email).
+    sa.Column("quiet_hours", Json),
     *_timestamps(),
 )
 
@@ -183,6 +189,11 @@ messages = sa.Table(
     sa.Column("bounce", sa.String(4)),
     sa.Column("complained_at", UtcDateTime),
     sa.Column("unsubscribed_at", UtcDateTime),
+    # SMS: a queued message held for quiet hours is not sent before this time.
+    sa.Column("not_before", UtcDateTime),
+    # SMS: what the receipts of its parts add up to (domain.sms.roll_up), and when.
+    sa.Column("receipt", sa.String(12)),
+    sa.Column("receipt_at", UtcDateTime),
     sa.UniqueConstraint("mailing_id", "customer_id"),
     # Serves the package walk (queued messages of a mailing by id) and progress counts.
     sa.Index("ix_messages_mailing_status", "mailing_id", "status", "id"),
@@ -211,6 +222,8 @@ packages = sa.Table(
     sa.Column("failed_count", sa.Integer),
     sa.Column("unknown_count", sa.Integer),
     sa.Column("queued_count", sa.Integer),
+    # A package released for quiet hours is not claimed again before this time.
+    sa.Column("not_before", UtcDateTime),
     sa.UniqueConstraint("mailing_id", "seq"),
     sa.Index("ix_packages_status_mailing", "status", "mailing_id"),
 )
@@ -267,4 +280,47 @@ feedback_events = sa.Table(
     sa.Column("message_id", sa.BigInteger, index=True),
     sa.Column("detail", sa.Text),
     sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# -- SMS ------------------------------------------------------------------------------
+
+# Each part of an SMS the SMSC accepted, by the id it gave (canonical form,
+# domain.sms.canonical_message_id), and what its delivery receipt said.
+message_parts = sa.Table(
+    "message_parts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("message_id", sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("part", sa.Integer, nullable=False),
+    sa.Column("remote_id", sa.String(64), nullable=False, index=True),
+    sa.Column("delivery", sa.String(12)),  # domain.sms.Delivery; NULL: no final receipt yet
+    sa.Column("state", sa.String(16)),  # the last receipt's state (enroute, accepted ... too)
+    sa.Column("error", sa.String(64)),
+    sa.Column("receipt_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("message_id", "part"),
+)
+
+# Receipts that named no part recorded yet (they can come before the worker
+# records the part); applied when the part is recorded, dropped after the wait.
+sms_receipts = sa.Table(
+    "sms_receipts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("remote_id", sa.String(64), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("error", sa.String(64)),
+    sa.Column("source", sa.String(8), nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False, index=True),
+)
+
+# The links of an SMS mailing, numbered for the short links (/s/TOKEN) that name them.
+sms_links = sa.Table(
+    "sms_links",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("mailing_id", sa.ForeignKey("mailings.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("url_hash", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.UniqueConstraint("mailing_id", "url_hash"),
 )

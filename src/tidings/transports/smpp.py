@@ -157,6 +157,7 @@ class SmppTransport:
         self._sequence_lock = threading.Lock()
         self._reference = random.randrange(0x10000)
         self._call: SendCall | None = None
+        self._send_lock = threading.Lock()
         self._started = False
         self._start_lock = threading.Lock()
         self._events: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -393,23 +394,26 @@ class SmppTransport:
                                          pdu=Pdu(Command.SUBMIT_SM, 0, sequence, body).encode()))
 
     def send(self, batch: Sequence[Envelope]) -> list[Outcome]:
-        """One outcome per envelope, in order (see the module docstring)."""
+        """One outcome per envelope, in order (see the module docstring). Calls
+        from several threads (the worker's batches, an answer to HELP from the
+        callback thread) take their turns."""
         if not batch:
             return []
         if self.closed:
             return [Outcome(result=Result.DEFERRED, detail=f"the connection to {self.description} is closed")
                     for _ in batch]
         self.start()
-        messages = [self._prepare(envelope) for envelope in batch]
-        submits = [p for m in messages for p in m.parts]
-        call = SendCall(queue=collections.deque(submits), open=len(submits))
-        with self.cond:
-            self._call = call
-        try:
-            detail = self._run(call)
-        finally:
+        with self._send_lock:
+            messages = [self._prepare(envelope) for envelope in batch]
+            submits = [p for m in messages for p in m.parts]
+            call = SendCall(queue=collections.deque(submits), open=len(submits))
             with self.cond:
-                self._call = None
+                self._call = call
+            try:
+                detail = self._run(call)
+            finally:
+                with self.cond:
+                    self._call = None
         return [m.result(detail) for m in messages]
 
     def _run(self, call: SendCall) -> str:

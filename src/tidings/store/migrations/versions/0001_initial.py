@@ -109,6 +109,19 @@ def upgrade() -> None:
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments'))
     )
+    op.create_table('sms_receipts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('remote_id', sa.String(length=64), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('error', sa.String(length=64), nullable=True),
+    sa.Column('source', sa.String(length=8), nullable=False),
+    sa.Column('received_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_receipts'))
+    )
+    with op.batch_alter_table('sms_receipts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sms_receipts_received_at'), ['received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sms_receipts_remote_id'), ['remote_id'], unique=False)
+
     op.create_table('suppressions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('address', sa.String(length=320), nullable=False),
@@ -171,6 +184,10 @@ def upgrade() -> None:
     sa.Column('soft_bounced_count', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('orders_count', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('revenue', sa.Numeric(precision=16, scale=2), server_default='0', nullable=False),
+    sa.Column('undelivered_count', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('expired_count', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('rejected_count', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('quiet_hours', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['segment_id'], ['segments.id'], name=op.f('fk_mailings_segment_id_segments')),
@@ -196,6 +213,9 @@ def upgrade() -> None:
     sa.Column('bounce', sa.String(length=4), nullable=True),
     sa.Column('complained_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
     sa.Column('unsubscribed_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('not_before', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('receipt', sa.String(length=12), nullable=True),
+    sa.Column('receipt_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['mailing_id'], ['mailings.id'], name=op.f('fk_messages_mailing_id_mailings'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
     sa.UniqueConstraint('mailing_id', 'customer_id', name=op.f('uq_messages_mailing_id_customer_id'))
@@ -221,6 +241,7 @@ def upgrade() -> None:
     sa.Column('failed_count', sa.Integer(), nullable=True),
     sa.Column('unknown_count', sa.Integer(), nullable=True),
     sa.Column('queued_count', sa.Integer(), nullable=True),
+    sa.Column('not_before', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['mailing_id'], ['mailings.id'], name=op.f('fk_packages_mailing_id_mailings'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_packages')),
     sa.UniqueConstraint('mailing_id', 'seq', name=op.f('uq_packages_mailing_id_seq'))
@@ -228,11 +249,42 @@ def upgrade() -> None:
     with op.batch_alter_table('packages', schema=None) as batch_op:
         batch_op.create_index('ix_packages_status_mailing', ['status', 'mailing_id'], unique=False)
 
+    op.create_table('sms_links',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('mailing_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('url_hash', sa.String(length=64), nullable=False),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['mailing_id'], ['mailings.id'], name=op.f('fk_sms_links_mailing_id_mailings'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_links')),
+    sa.UniqueConstraint('mailing_id', 'url_hash', name=op.f('uq_sms_links_mailing_id_url_hash'))
+    )
+    op.create_table('message_parts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('part', sa.Integer(), nullable=False),
+    sa.Column('remote_id', sa.String(length=64), nullable=False),
+    sa.Column('delivery', sa.String(length=12), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=True),
+    sa.Column('error', sa.String(length=64), nullable=True),
+    sa.Column('receipt_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_message_parts_message_id_messages'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_message_parts')),
+    sa.UniqueConstraint('message_id', 'part', name=op.f('uq_message_parts_message_id_part'))
+    )
+    with op.batch_alter_table('message_parts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_message_parts_remote_id'), ['remote_id'], unique=False)
+
     
 
 
 def downgrade() -> None:
     
+    with op.batch_alter_table('message_parts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_message_parts_remote_id'))
+
+    op.drop_table('message_parts')
+    op.drop_table('sms_links')
     with op.batch_alter_table('packages', schema=None) as batch_op:
         batch_op.drop_index('ix_packages_status_mailing')
 
@@ -249,6 +301,11 @@ def downgrade() -> None:
     op.drop_table('users')
     op.drop_table('templates')
     op.drop_table('suppressions')
+    with op.batch_alter_table('sms_receipts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sms_receipts_remote_id'))
+        batch_op.drop_index(batch_op.f('ix_sms_receipts_received_at'))
+
+    op.drop_table('sms_receipts')
     op.drop_table('segments')
     op.drop_table('quotas')
     with op.batch_alter_table('orders', schema=None) as batch_op:
