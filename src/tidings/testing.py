@@ -261,10 +261,14 @@ class InMemoryStore:
 
     def freeze_audience(self, mailing: Mailing, *, package_size: int) -> int:
         queued: list[int] = []
+        phones: set[str] = set()
         for customer in self._audience(mailing):
             mid = next(self._ids)
             reason = self._skip_reason(mailing, customer)
             address = customer["email"] if mailing.channel is Channel.EMAIL else customer["phone"]
+            if reason is None and mailing.channel is Channel.SMS:
+                reason = "duplicate_phone" if address in phones else None
+                phones.add(address)
             self.state.messages[mid] = MessageRow(
                 id=mid, mailing_id=mailing.id, customer_id=customer["id"], address=address,
                 status=M.SKIPPED if reason else M.QUEUED, skip_reason=reason)
@@ -280,7 +284,8 @@ class InMemoryStore:
         return len(chunks)
 
     def count_receivable(self, mailing: Mailing) -> int:
-        return sum(1 for c in self._audience(mailing) if self._skip_reason(mailing, c) is None)
+        found = [c for c in self._audience(mailing) if self._skip_reason(mailing, c) is None]
+        return len(found) if mailing.channel is Channel.EMAIL else len({c["phone"] for c in found})
 
     def left_to_send(self, mailing_id: int) -> bool:
         return any(m.status in (M.QUEUED, M.SENDING) for m in self.messages_of(mailing_id))

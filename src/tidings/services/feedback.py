@@ -345,13 +345,17 @@ def apply_event(ctx: Context, body: Any) -> dict[str, Any]:
         return receipts.apply_webhook(ctx, kind, value)
     try:
         mid, mailing_id = _resolve_event_message(secret, value)
+        with ctx.read() as conn:
+            found = store.message(conn, mid)
+        if found is None or (mailing_id is not None and found["mailing_id"] != mailing_id):
+            raise NotFound(f"There is no message {body['message_id']!r}.", code="message_not_found")
     except NotFound:
-        if receipt and isinstance(value, str) and not _NUMERIC.match(value):
+        if receipt and isinstance(value, str) and parse_message_id_header(value) is None:
             return receipts.apply_webhook(ctx, kind, value.strip())  # an SMSC id, early
         raise
     with ctx.tx() as conn:
         message = store.message(conn, mid)
-        if message is None or (mailing_id is not None and message["mailing_id"] != mailing_id):
+        if message is None:
             raise NotFound(f"There is no message {body['message_id']!r}.", code="message_not_found")
         if message["channel"] == "sms":
             applied = receipt and receipts.apply_to_message(ctx, conn, message, kind, note=note)

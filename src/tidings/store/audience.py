@@ -65,9 +65,11 @@ def _freeze(
     """Create one message row per matching customer in one ``INSERT ... SELECT``.
 
     Customers without an address for the channel, not subscribed on it, or on the
-    suppression list are recorded as ``skipped`` with the reason.
+    suppression list are recorded as ``skipped`` with the reason. A phone that
+    several receivable customers share gets one SMS: the first of them (by id)
+    gets it, the others are skipped as ``duplicate_phone``.
     """
-    address = cust.c.email if channel is Channel.EMAIL else cust.c.phone
+    address: sa.ColumnElement[Any] = cust.c.email if channel is Channel.EMAIL else cust.c.phone
     status = cust.c.email_status if channel is Channel.EMAIL else cust.c.sms_status
     source: sa.FromClause = cust
     suppressed: sa.ColumnElement[Any] = sa.null()
@@ -84,12 +86,22 @@ def _freeze(
         (suppressed.is_not(None), suppressed),
         else_=sa.null(),
     )
+    if channel is Channel.SMS:
+        first = sa.func.row_number().over(partition_by=(cust.c.phone, reason.is_(None)), order_by=cust.c.id)
+        inner = (sa.select(cust.c.id.label("cid"), address.label("address"), reason.label("reason"),
+                           first.label("rn"))
+                 .select_from(source).where(where).subquery())
+        reason = sa.case((sa.and_(inner.c.reason.is_(None), inner.c.rn > 1), "duplicate_phone"),
+                         else_=inner.c.reason)
+        who, address, where, source = inner.c.cid, inner.c.address, sa.true(), inner
+    else:
+        who = cust.c.id
     state = sa.case((reason.is_(None), MessageStatus.QUEUED.value), else_=MessageStatus.SKIPPED.value)
     select = (
-        sa.select(sa.literal(mailing_id, sa.BigInteger), cust.c.id, address, state, reason)
+        sa.select(sa.literal(mailing_id, sa.BigInteger), who, address, state, reason)
         .select_from(source)
         .where(where)
-        .order_by(cust.c.id)
+        .order_by(who)
     )
     conn.execute(
         msg.insert().from_select(
@@ -103,7 +115,8 @@ def _count_receivable(conn: sa.Connection, *, channel: Channel, where: sa.Column
     (not skip) on ``channel`` now."""
     address = cust.c.email if channel is Channel.EMAIL else cust.c.phone
     status = cust.c.email_status if channel is Channel.EMAIL else cust.c.sms_status
-    stmt = sa.select(sa.func.count()).select_from(cust).where(
+    counted = sa.func.count() if channel is Channel.EMAIL else sa.func.count(sa.distinct(cust.c.phone))
+    stmt = sa.select(counted).select_from(cust).where(
         where, address.is_not(None), status == SUBSCRIBED)
     if channel is Channel.EMAIL:
         stmt = stmt.where(~sa.exists().where(suppressions.c.address == cust.c.email))

@@ -97,8 +97,8 @@ def count_matching(conn: sa.Connection, rule: Rule) -> int:
 def count_reachable(conn: sa.Connection, rule: Rule) -> dict[str, int]:
     """``{"count": matching, "email": ..., "sms": ...}``: of the customers that
     satisfy ``rule``, all of them, those with an email address and
-    ``email_status`` subscribed, and those with a phone in E.164 form and
-    ``sms_status`` subscribed."""
+    ``email_status`` subscribed, and the phones (each once) in E.164 form of those
+    with ``sms_status`` subscribed."""
     subscribed = CustomerStatus.SUBSCRIBED.value
     email = sa.and_(customers.c.email.is_not(None), customers.c.email_status == subscribed)
     sms = sa.and_(customers.c.phone.is_not(None), is_e164(customers.c.phone),
@@ -106,7 +106,7 @@ def count_reachable(conn: sa.Connection, rule: Rule) -> dict[str, int]:
     stmt = sa.select(
         sa.func.count(),
         sa.func.coalesce(sa.func.sum(sa.case((email, 1), else_=0)), 0),
-        sa.func.coalesce(sa.func.sum(sa.case((sms, 1), else_=0)), 0),
+        sa.func.count(sa.distinct(sa.case((sms, customers.c.phone), else_=sa.null()))),
     ).where(compile_rules(rule))
     count, by_email, by_sms = conn.execute(stmt).one()
     return {"count": int(count), "email": int(by_email), "sms": int(by_sms)}
