@@ -97,10 +97,10 @@ def handle(ctx: Context, *, sender: str, text: str) -> dict[str, Any]:
         people = [c["id"] for c in store.customers_with_phone(conn, phone)]
         last = store.last_message_to(conn, phone, since=now - STOP_ATTRIBUTION)
         if said is Keyword.STOP:
-            if last is not None:
-                engagement_store.mark_unsubscribed(conn, last, now=now)
             changed = store.set_sms_status(conn, people, "unsubscribed", only_from=("subscribed", "bounced"),
                                            now=now)
+            if last is not None:
+                engagement_store.mark_unsubscribed(conn, last, now=now)
         elif said is Keyword.START:
             changed = store.set_sms_status(conn, people, "subscribed", only_from=("unsubscribed",), now=now)
         else:
