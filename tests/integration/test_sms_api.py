@@ -3,6 +3,8 @@ POST /events from an HTTP gateway, quiet hours on a mailing."""
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from tests.builders import draft_mailing, numbered, send
@@ -106,3 +108,56 @@ def test_quiet_hours_of_a_mailing_are_checked_and_kept(make_ctx, api_for) -> Non
                                                         "quiet_hours": {"enabled": True}}).json()
     assert email["error"]["field"] == "quiet_hours"
     assert api.ok("POST", "/mailings", {"name": "E2", "channel": "email"}, status=201)["quiet_hours"] is None
+
+
+def test_the_preview_of_an_sms_shows_what_goes_and_warns_about_an_emoji(make_ctx, api_for) -> None:
+    api = api_for(make_ctx(sms_url="smpp://u:p@127.0.0.1:1?source=Shop"))
+    text = ("Spring sale: 20% off everything in the shop until Sunday {{ customer.first_name }} 🌷 "
+            "https://shop.example.com/spring")
+    template = api.ok("POST", "/templates", {"name": "s", "channel": "sms", "text": text}, status=201)
+    shown = api.ok("POST", f"/templates/{template['id']}/preview", {})
+    first, stop = shown["text"].split("\n")
+    assert re.fullmatch(r"Spring sale: 20% off everything in the shop until Sunday Alex 🌷 "
+                        r"http://tidings\.test/s/[A-Za-z0-9_-]{16}", first), first
+    assert re.fullmatch(r"STOP: http://tidings\.test/s/[A-Za-z0-9_-]{16}", stop), stop
+    assert shown["sms"] == {"encoding": "UCS-2", "characters": len(shown["text"]) + 1, "parts": 3,
+                            "ucs2_because": "🌷", "warning": (
+                                "The character 🌷 makes this text UCS-2, where a part holds 70 "
+                                "characters instead of 160: it needs 3 parts instead of 1. Remove it "
+                                "to send GSM-7.")}
+    # the links of a preview lead nowhere
+    token = first.rsplit("/", 1)[1]
+    assert api.client.get(f"/s/{token}", follow_redirects=False).status_code == 404
+
+
+def test_the_parts_of_a_whole_audience_are_counted_or_estimated_honestly(make_ctx, api_for,
+                                                                        monkeypatch) -> None:
+    api = api_for(make_ctx())
+    api.ok("POST", "/customers", {"customers": [
+        {"email": "a@example.org", "phone": "+37120000001", "first_name": "Anna"},
+        {"email": "b@example.org", "phone": "+37120000002", "first_name": "Борис"},
+        {"email": "c@example.org", "phone": "+37120000003", "first_name": "Cid"},
+        {"email": "d@example.org", "phone": "+37120000003", "first_name": "Cid's twin"},
+        {"email": "e@example.org", "phone": "+37120000005", "sms_status": "unsubscribed"}]}, status=201)
+    segment = api.ok("POST", "/segments", {"name": "all", "rules": {}}, status=201)
+    text = "Hi {{ customer.first_name }}, " + "our autumn collection is in the shop now. " * 2
+    template = api.ok("POST", "/templates", {"name": "s", "channel": "sms", "text": text}, status=201)
+    mid = api.ok("POST", "/mailings", {"name": "SMS", "channel": "sms", "segment_id": segment["id"],
+                                       "template_id": template["id"]}, status=201)["id"]
+
+    exact = api.ok("GET", f"/mailings/{mid}/sms-parts")
+
+    # Anna and Cid: one GSM-7 part (under 160); Борис: UCS-2, 2 parts (over 70)
+    assert {k: exact[k] for k in ("recipients", "rendered", "estimated", "parts", "gsm7", "ucs2",
+                                  "parts_per_message", "failed", "warning")} == {
+        "recipients": 3, "rendered": 3, "estimated": False, "parts": 4, "gsm7": 2, "ucs2": 1,
+        "parts_per_message": {"min": 1, "max": 2}, "failed": 0, "warning": None}
+
+    monkeypatch.setattr("tidings.services.sms_parts.EXACT_UP_TO", 2)
+    monkeypatch.setattr("tidings.services.sms_parts.SAMPLE", 2)
+    estimated = api.ok("GET", f"/mailings/{mid}/sms-parts")
+    assert (estimated["estimated"], estimated["recipients"], estimated["rendered"]) == (True, 3, 2)
+    assert estimated["parts"] in (3, 4, 5)  # the average of the two drawn, times 3
+
+    email = api.ok("POST", "/mailings", {"name": "E", "segment_id": segment["id"]}, status=201)
+    assert api.get(f"/mailings/{email['id']}/sms-parts", expect=409).json()["error"]["code"] == "not_sms"

@@ -11,6 +11,8 @@ the :data:`~tidings.api.dependencies.Who`).
   ``.../copy`` (201, the new draft).
 - ``POST /mailings/{mailing_id}/steps`` (201): the next step of the chain.
 - ``GET /mailings/{mailing_id}/stats``: figures, rates, per step and per chain.
+- ``GET /mailings/{mailing_id}/sms-parts``: an SMS mailing's parts for its
+  whole audience if it went now (encodings, parts per message, warnings).
 - ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to that
   address; not counted, no quota.
 """
@@ -23,7 +25,7 @@ from fastapi import Query, Response
 from pydantic import AwareDatetime, BaseModel
 
 from tidings.api.dependencies import Ctx, JsonBody, Who, api_router
-from tidings.services import mailings, stats, test_sends
+from tidings.services import mailings, sms_parts, stats, test_sends
 
 router = api_router()
 
@@ -108,3 +110,10 @@ def test_send(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
     """``{"email"}``: one rendered message of the mailing to that address, through
     the configured transport; not counted, no quota, no message row."""
     return test_sends.send_test(ctx, mailing_id, body)
+
+
+@router.get("/mailings/{mailing_id}/sms-parts", tags=["mailings"])
+def get_sms_parts(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+    """The SMS parts the mailing's audience would take now (see
+    :func:`tidings.services.sms_parts.audience_parts`)."""
+    return sms_parts.audience_parts(ctx, mailing_id)

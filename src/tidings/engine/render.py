@@ -121,6 +121,12 @@ def short_url(base: str, secret: bytes, message_id: int, link: int) -> str:
     return f"{base}/s/{sign_short(secret, message_id, link)}"
 
 
+def preview_link(public_url: str, link: int = 1) -> Callable[[str], str]:
+    """Short links for a preview: as long as real ones, leading nowhere."""
+    base = public_url.rstrip("/")
+    return lambda _url: short_url(base, PREVIEW_KEY, PREVIEW_MESSAGE_ID, link)
+
+
 def sms_text(compiled: CompiledSms, context: dict[str, Any], *, link: Callable[[str], str],
              unsubscribe: str, opt_out: bool) -> str:
     """The text of one SMS: rendered with ``unsubscribe`` as ``unsubscribe_url``,

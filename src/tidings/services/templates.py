@@ -8,7 +8,9 @@ import sqlalchemy as sa
 
 from tidings.domain.messages import Recipient, recipient_of, sample_recipient
 from tidings.domain.templates import compile_email, compile_sms
+from tidings.engine.render import UNSUBSCRIBE_LINK, preview_link, sms_text
 from tidings.errors import InvalidInput, NotFound
+from tidings.services import sms_parts
 from tidings.services.context import Context
 from tidings.store import customers as customer_store
 from tidings.store import templates as template_store
@@ -97,12 +99,19 @@ def _preview_recipient(conn: sa.Connection, customer_id: int | None) -> Recipien
 
 def _render_preview(ctx: Context, values: dict[str, Any], recipient: Recipient) -> dict[str, Any]:
     """``values`` (``channel``, ``subject``, ``html``, ``text``) rendered for
-    ``recipient`` with a placeholder unsubscribe link and no tracking."""
+    ``recipient`` with a placeholder unsubscribe link and no tracking. An SMS
+    is rendered as it would go (short links of their real length that lead
+    nowhere, the opt-out line when the sender needs one), with its ``sms``
+    summary (:func:`tidings.services.sms_parts.summary`)."""
     context = {"customer": recipient.customer_context(),
                "unsubscribe_url": f"{ctx.settings.public_url.rstrip('/')}/u/preview",
                "mailing": {"id": None, "name": "Preview"}}
     if values.get("channel") == "sms":
-        return {"channel": "sms", "text": compile_sms(text=values.get("text") or "").render(context)}
+        compiled = compile_sms(text=values.get("text") or "")
+        text = sms_text(compiled, context, link=preview_link(ctx.settings.public_url),
+                        unsubscribe=preview_link(ctx.settings.public_url, UNSUBSCRIBE_LINK)(""),
+                        opt_out=ctx.settings.sms_opt_out_link)
+        return {"channel": "sms", "text": text, "sms": sms_parts.summary(text)}
     rendered = compile_email(subject=values.get("subject") or "", html=values.get("html") or "",
                              text=values.get("text") or None).render(context)
     return {"channel": "email", "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
@@ -113,7 +122,8 @@ def preview(ctx: Context, template_id: int, customer_id: int | None) -> dict[str
     applied); the sample customer (Alex Example) when ``customer_id`` is None.
 
     Returns ``{"channel": "email", "subject", "html", "text"}`` or
-    ``{"channel": "sms", "text"}``. Raises ``NotFound``, ``InvalidInput`` for
+    ``{"channel": "sms", "text", "sms": {"encoding", "characters", "parts",
+    "ucs2_because", "warning"}}``. Raises ``NotFound``, ``InvalidInput`` for
     an unknown customer, ``TemplateSyntaxError``."""
     with ctx.read() as conn:
         template = template_json(_template(conn, template_id))

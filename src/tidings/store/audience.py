@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tidings.domain.customers import CustomerStatus
 from tidings.domain.mailings import Channel, Mailing
-from tidings.domain.messages import MessageStatus, PackageStatus
+from tidings.domain.messages import MessageStatus, PackageStatus, Recipient
 from tidings.domain.segments import parse_rules
 from tidings.store.segments import compile_rules
 from tidings.store.sms import is_e164
@@ -170,3 +170,18 @@ def freeze(conn: sa.Connection, mailing: Mailing, *, package_size: int) -> int:
 def count_receivable(conn: sa.Connection, mailing: Mailing) -> int:
     """How many customers a first step would send to if it started now."""
     return _count_receivable(conn, channel=mailing.channel, where=audience_where(conn, mailing))
+
+
+def receivable_sample(conn: sa.Connection, mailing: Mailing, *, limit: int,
+                      shuffled: bool) -> list[Recipient]:
+    """Up to ``limit`` customers a first step would send SMS to now, as
+    recipients (by id, or in random order with ``shuffled``), for estimating
+    the parts of a whole audience; a phone two customers share may appear twice."""
+    stmt = (sa.select(cust.c.id, cust.c.external_id, cust.c.email, cust.c.phone, cust.c.first_name,
+                      cust.c.last_name, cust.c.attributes)
+            .where(audience_where(conn, mailing), cust.c.phone.is_not(None), is_e164(cust.c.phone),
+                   cust.c.sms_status == SUBSCRIBED)
+            .order_by(sa.func.random() if shuffled else cust.c.id).limit(limit))
+    return [Recipient(id=0, customer_id=r.id, address=r.phone, external_id=r.external_id, email=r.email,
+                      phone=r.phone, first_name=r.first_name, last_name=r.last_name,
+                      attributes=r.attributes or {}) for r in conn.execute(stmt)]

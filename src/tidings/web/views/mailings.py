@@ -15,7 +15,7 @@ from tidings.domain import mailings as rules
 from tidings.domain.conversions import BASES as BASES_KEYS
 from tidings.domain.mailings import Action, MailingStatus
 from tidings.errors import InvalidInput, MailingLocked, TidingsError
-from tidings.services import audience, mailings
+from tidings.services import audience, mailings, sms_parts
 from tidings.services import stats as stats_service
 from tidings.services import templates as template_service
 from tidings.services.context import Context
@@ -77,6 +77,13 @@ def _conversion(form: Any, current: dict[str, Any] | None) -> dict[str, Any] | N
     return {**(current or {}), "window_days": int(text), "basis": basis}
 
 
+def _quiet_hours(form: Any) -> dict[str, Any] | None:
+    """The quiet hours of an SMS mailing's settings form (None: not on the form)."""
+    if "quiet_window" not in form:
+        return None
+    return {"enabled": form.get("quiet_enabled") == "on", "window": str(form.get("quiet_window", "")).strip()}
+
+
 def _editable(mailing: dict[str, Any], now: datetime) -> tuple[bool, str | None]:
     send_at = datetime.fromisoformat(mailing["send_at"]) if mailing["send_at"] else None
     try:
@@ -127,6 +134,15 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         return {"stats": stats, "bars": charts.bars(shown) if stats.get("sent") else [],
                 "timeline": stats.get("timeline"), "polyline": charts.polyline}
 
+    def sms_cost(mailing: dict[str, Any], not_ready: str | None) -> dict[str, Any] | None:
+        """What Send now would cost in SMS parts (see :func:`sms_parts.audience_parts`)."""
+        if mailing["channel"] != "sms" or "send" not in mailing["actions"] or not_ready:
+            return None
+        try:
+            return sms_parts.audience_parts(ctx, mailing["id"])
+        except TidingsError:
+            return None
+
     def audience_of(mailing: dict[str, Any]) -> dict[str, Any]:
         """The segment (a later chain step uses its first step's) and, before sending,
         how many it reaches."""
@@ -148,10 +164,11 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         state = MailingStatus(mailing["status"])
         editable, lock_reason = _editable(mailing, ctx.now())
         reached = audience_of(mailing)
+        not_ready = _not_ready(mailing, reached["segment"], reached["reach"])
         return render(
             request, "mailing.html", status_code=status, mailing=mailing,
             **reached, **statistics(mailing), confirm=confirm, menu=menu,
-            not_ready=_not_ready(mailing, reached["segment"], reached["reach"]),
+            not_ready=not_ready, sms_cost=sms_cost(mailing, not_ready),
             templates={t["id"]: t for t in template_service.list_templates(ctx)},
             segments=audience.list_segments(ctx), package_size=ctx.settings.package_size,
             smtp_retry_for=ctx.settings.smtp_retry_for, lock_before=rules.LOCK_BEFORE,
@@ -219,12 +236,16 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         try:
             conversion = _conversion(form, mailings.get(ctx, mailing_id)["conversion"])
             changes = values | ({"conversion": conversion} if conversion else {})
+            quiet = _quiet_hours(form)
+            if quiet is not None:
+                changes["quiet_hours"] = quiet
             mailings.update(ctx, mailing_id, changes)
         except TidingsError as exc:
             return mailing_page(request, mailing_id, status=exc.status,
                                 errors={"edit": field_errors(exc)},
                                 values={"edit": values | {k: form.get(k) for k in
-                                                          ("window_days", "basis")}})
+                                                          ("window_days", "basis", "quiet_window",
+                                                           "quiet_enabled")}})
         flash(request, "Changes saved.")
         return redirect(f"/mailings/{mailing_id}")
 
