@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_browser import WIDTHS, assert_fits, at_width, button, dialog, sign_in, status_line
+from tests.e2e.test_browser import WIDTHS, assert_fits, at_width, button, dialog, shot, sign_in, status_line
 from tidings.services import audience, mailings
 from tidings.services import templates as template_service
 from tidings.services.sending import make_worker
@@ -48,6 +48,7 @@ def test_the_sms_preview_shows_encoding_characters_parts_and_warns_about_an_emoj
         "The character 🌷 makes this text UCS-2, where a part holds 70 characters instead of 160: it "
         "needs 2 parts instead of 1. Remove it to send GSM-7.")
     assert_fits(page)
+    shot(page, f"sms-preview-{width}")
 
     text = page.get_by_label("Text")
     text.fill(EMOJI_TEXT.replace(" 🌷", "") + " https://shop.example/spring")
@@ -75,6 +76,7 @@ def test_send_now_of_an_sms_mailing_says_the_parts_for_the_whole_audience(
     expect(confirm).to_contain_text("Quiet hours 21:00 to 09:00: nobody gets it then in their own time zone")
     expect(confirm.get_by_test_id("sms-cost-warning")).to_have_count(0)
     assert_fits(page)
+    shot(page, f"sms-send-now-{width}")
 
 
 @WIDTHS
@@ -113,3 +115,29 @@ def test_a_mailing_paused_for_quiet_hours_says_until_when_in_the_managers_zone(
     expect(status_line(page)).to_have_text(
         "Being sent 50%, paused for quiet hours until 2026-01-16 09:00 Europe/Riga")
     assert_fits(page)
+
+
+@WIDTHS
+def test_quiet_hours_are_set_in_the_settings_of_an_sms_mailing(serve, page: Page, width: int) -> None:
+    site = serve()
+    mailing = sms_mailing(site.ctx, "Sale today")
+    at_width(page, width)
+    sign_in(page, site, f"/mailings/{mailing['id']}")
+    settings = page.get_by_role("region", name="Settings")
+
+    settings.get_by_label("Quiet from-until").fill("22:30-8")
+    settings.get_by_role("button", name="Save changes").click()
+    window = page.get_by_role("region", name="Settings").get_by_label("Quiet from-until")
+    expect(window).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_text("Quiet hours are two times of day like 21:00-09:00 (from-until), not '22:30-8'."))\
+        .to_be_visible()
+    assert_fits(page)
+
+    window.fill("22:30-08:00")
+    page.get_by_role("region", name="Settings").get_by_label(
+        "Do not send at night in each recipient's own time zone").uncheck()
+    page.get_by_role("region", name="Settings").get_by_role("button", name="Save changes").click()
+    expect(page.get_by_text("Changes saved.")).to_be_visible()
+    assert mailings.get(site.ctx, mailing["id"])["quiet_hours"] == {"enabled": False, "window": "22:30-08:00"}
+    expect(page.get_by_role("region", name="Settings").get_by_label(
+        "Do not send at night in each recipient's own time zone")).not_to_be_checked()
