@@ -25,8 +25,10 @@ message in any case; ``TIDINGS_SMS_STOP_WORDS`` adds words):
 ``HELP``
     ``TIDINGS_SMS_HELP_TEXT`` is the answer; unset, nothing is sent.
 
-Anything else is logged and changes nothing. Every keyword is appended to
-``feedback_events`` (type ``sms_stop``, ``sms_start``, ``sms_help``).
+Anything else is logged (its first 160 characters) and changes nothing.
+Every keyword is appended to ``feedback_events`` (type ``sms_stop``,
+``sms_start``, ``sms_help``; the customers with that phone and how many
+changed).
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ def handle(ctx: Context, *, sender: str, text: str) -> dict[str, Any]:
         result["customers"] = changed
         feedback_store.record_event(
             conn, type=f"sms_{said.value}", message_id=last["id"] if last else None, now=now,
-            detail=json.dumps({"from": phone, "text": text[:160], "customers": changed}, sort_keys=True))
+            # the customers, not the phone: erasing a customer then leaves no number behind
+            detail=json.dumps({"customer_ids": people, "changed": changed}, sort_keys=True))
     log.info("%s from %s: %d customers changed", said.value.upper(), phone, changed)
     return result
