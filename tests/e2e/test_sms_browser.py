@@ -129,8 +129,8 @@ def test_quiet_hours_are_set_in_the_settings_of_an_sms_mailing(serve, page: Page
     settings.get_by_role("button", name="Save changes").click()
     window = page.get_by_role("region", name="Settings").get_by_label("Quiet from-until")
     expect(window).to_have_attribute("aria-invalid", "true")
-    expect(page.get_by_text("Quiet hours are two times of day like 21:00-09:00 (from-until), not '22:30-8'."))\
-        .to_be_visible()
+    said = "Quiet hours are two times of day like 21:00-09:00 (from-until), not '22:30-8'."
+    expect(page.get_by_text(said)).to_be_visible()
     assert_fits(page)
 
     window.fill("22:30-08:00")
