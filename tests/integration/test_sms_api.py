@@ -4,6 +4,7 @@ POST /events from an HTTP gateway, quiet hours on a mailing."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -161,3 +162,34 @@ def test_the_parts_of_a_whole_audience_are_counted_or_estimated_honestly(make_ct
 
     email = api.ok("POST", "/mailings", {"name": "E", "segment_id": segment["id"]}, status=201)
     assert api.get(f"/mailings/{email['id']}/sms-parts", expect=409).json()["error"]["code"] == "not_sms"
+
+
+def test_an_order_counts_for_an_sms_received_only_once_a_receipt_confirmed_it(make_ctx, api_for) -> None:
+    gateway = Gateway()
+    try:
+        ctx = make_ctx(sms_url=gateway.url)
+        api = api_for(ctx)
+        api.ok("POST", "/customers", {"customers": [
+            {"email": "a@example.org", "phone": "+37120000001"},
+            {"email": "b@example.org", "phone": "+37120000002"}]}, status=201)
+        segment = api.ok("POST", "/segments", {"name": "all", "rules": {}}, status=201)
+        template = api.ok("POST", "/templates", {"name": "s", "channel": "sms", "text": "Hi"}, status=201)
+        mid = api.ok("POST", "/mailings", {"name": "SMS", "channel": "sms", "segment_id": segment["id"],
+                                           "template_id": template["id"], "quiet_hours": {"enabled": False},
+                                           "conversion": {"basis": "received"}}, status=201)["id"]
+        api.ok("POST", f"/mailings/{mid}/send")
+        make_worker(ctx).run_until_idle()
+        to_a = next(m for m in gateway.received if m["to"] == "+37120000001")
+        api.ok("POST", "/events", {"type": "delivered", "message_id": to_a["message_id"]})
+
+        later = (ctx.now() + timedelta(minutes=5)).isoformat()
+        credited = api.ok("POST", "/orders", {"external_id": "o1", "customer_email": "a@example.org",
+                                              "total": "10.00", "created_at": later}, status=201)
+        not_credited = api.ok("POST", "/orders", {"external_id": "o2", "customer_email": "b@example.org",
+                                                  "total": "20.00", "created_at": later}, status=201)
+
+        assert (credited["mailing_id"], not_credited["mailing_id"]) == (mid, None)
+        stats = api.ok("GET", f"/mailings/{mid}/stats")
+        assert (stats["orders"], stats["revenue"], stats["conversion_rate"]) == (1, "10.00", 1.0)
+    finally:
+        gateway.stop()
