@@ -13,6 +13,11 @@ the :data:`~tidings.api.dependencies.Who`).
 - ``GET /mailings/{mailing_id}/stats``: figures, rates, per step and per chain.
 - ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to that
   address; not counted, no quota.
+- ``GET /mailings/{mailing_id}/checklist`` (``?wait=`` seconds for the link
+  checks, 0 to 10, default 6): ``{"ready": bool, "checks": [{"key", "level",
+  "title", "message", "code", "details"}]}``; ``ready`` is false when an item
+  is ``blocking``, and ``send``/``schedule`` then refuse with its ``code``
+  (see :mod:`tidings.services.checklist`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from fastapi import Query, Response
 from pydantic import AwareDatetime, BaseModel
 
 from tidings.api.dependencies import Ctx, JsonBody, Who, api_router
-from tidings.services import mailings, stats, test_sends
+from tidings.services import checklist, mailings, stats, test_sends
 
 router = api_router()
 
@@ -108,3 +113,11 @@ def test_send(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
     """``{"email"}``: one rendered message of the mailing to that address, through
     the configured transport; not counted, no quota, no message row."""
     return test_sends.send_test(ctx, mailing_id, body)
+
+
+@router.get("/mailings/{mailing_id}/checklist", tags=["mailings"])
+def mailing_checklist(ctx: Ctx, mailing_id: int,
+                      wait: Annotated[float, Query(ge=0, le=10)] = 6) -> dict[str, Any]:
+    """What would stop or spoil the send, item by item; see the module docstring."""
+    checks = checklist.checklist(ctx, mailing_id, wait=wait)
+    return {"ready": not checklist.is_blocked(checks), "checks": [c.as_dict() for c in checks]}
