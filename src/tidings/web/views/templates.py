@@ -110,6 +110,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     @r.get("/templates/new")
     def new_template(request: Request, actor: Who, channel: str = "email", editor: str = "blocks",
                      starter: str = "blank") -> Response:
+        values: dict[str, Any]
         if channel == "sms":
             values = {"name": "", "channel": "sms", "text": "", "editor": "html"}
         elif editor == "html":
