@@ -57,7 +57,7 @@ from tidings.store import segments as segment_store
 from tidings.store import templates as template_store
 from tidings.store.sending import SqlTransaction
 
-__all__ = ["Check", "checklist", "is_blocked", "links_of"]
+__all__ = ["Check", "checklist", "is_blocked", "links_of", "network_checks"]
 
 OK, WARNING, BLOCKING, PENDING = "ok", "warning", "blocking", "pending"
 #: At most this many links are checked per message.
@@ -261,17 +261,27 @@ def checklist(ctx: Context, mailing_id: int, *, wait: float = 0.0) -> list[Check
         checks = _ready(conn, ctx, mailing)
         recipients, reach = _recipients(conn, mailing)
         template_checks, html, parts = _template(conn, ctx, mailing)
-        checks.insert(1, recipients)
-        checks.insert(2, _quota(conn, mailing, reach, parts))
-        checks += template_checks
+        checks += [recipients, _quota(conn, mailing, reach, parts), *template_checks]
+    checks += _answers(ctx, mailing, html, wait=wait)
+    return sorted(checks, key=lambda c: _ORDER.index(c.key))
+
+
+def network_checks(ctx: Context, mailing_id: int) -> list[Check]:
+    """Only ``links`` and ``public_url``, as they are now (never waits): what the
+    dialog asks again while some are ``pending``."""
+    with ctx.read() as conn:
+        mailing = _load(conn, mailing_id)
+        _, html, _ = _template(conn, ctx, mailing)
+    return _answers(ctx, mailing, html, wait=0)
+
+
+def _answers(ctx: Context, mailing: Mailing, html: str, *, wait: float) -> list[Check]:
     health = f"{ctx.settings.public_url}/healthz"
     urls = links_of(html, unsubscribe_url=f"{ctx.settings.public_url}/u/preview")
     asked = [*urls, health]
     results = checker().wait(asked, timeout=wait) if wait > 0 else checker().results(asked)
-    if mailing.channel is Channel.EMAIL:
-        checks.append(_links(urls, results))
-    checks.append(_public_url(health, results.get(health)))
-    return sorted(checks, key=lambda c: _ORDER.index(c.key))
+    found = [_links(urls, results)] if mailing.channel is Channel.EMAIL else []
+    return [*found, _public_url(health, results.get(health))]
 
 
 _ORDER = ("ready", "recipients", "quota", "domain", "template", "unsubscribe", "links", "public_url")
