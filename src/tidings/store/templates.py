@@ -54,10 +54,12 @@ def attribute_keys(conn: sa.Connection, *, limit: int = 200) -> list[str]:
     """The attribute keys customers have, sorted, at most ``limit`` of them (the
     personalisation list and the unknown-variable check read them)."""
     if conn.dialect.name == "postgresql":
-        keys = sa.func.jsonb_object_keys(customers.c.attributes).table_valued("value")
-        stmt = sa.select(keys.c.value).distinct().select_from(customers).join(keys, sa.true())
+        key = sa.func.jsonb_object_keys(customers.c.attributes)
+        stmt = sa.select(key).distinct().where(
+            sa.func.jsonb_typeof(customers.c.attributes) == "object")
     else:
         each = sa.func.json_each(customers.c.attributes).table_valued("key")
-        stmt = sa.select(each.c.key).distinct().select_from(customers).join(each, sa.true())
+        stmt = sa.select(each.c.key).distinct().select_from(customers).join(each, sa.true()).where(
+            sa.func.json_type(customers.c.attributes) == "object")
     found = conn.execute(stmt.order_by(sa.text("1")).limit(limit)).scalars()
     return [str(key) for key in found]

@@ -19,6 +19,7 @@ from tidings.services.context import Context
 from tidings.web.routing import Form, Who, flash, redirect, render
 from tidings.web.wording import say
 
+
 def _busy(checks: list[checklist.Check]) -> bool:
     """Whether a check of another server has not answered yet."""
     return any(c.level == "pending" or any(d.endswith("checking…") for d in c.details)
