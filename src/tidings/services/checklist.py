@@ -95,6 +95,13 @@ def _load(conn: sa.Connection, mailing_id: int) -> Mailing:
     return lifecycle.load(SqlTransaction(conn), mailing_id)
 
 
+def _chosen(mailing: Mailing) -> Check:
+    what = "a template" if mailing.is_later_step else "a segment, a template"
+    return Check(key="ready", level=OK, title="Settings",
+                 message=what[0].upper() + what[1:] + (" and a From address" if mailing.channel
+                                                       is Channel.EMAIL else "") + " are chosen.")
+
+
 def _ready(conn: sa.Connection, ctx: Context, mailing: Mailing) -> list[Check]:
     """``ready`` and ``domain``."""
     try:
@@ -103,11 +110,9 @@ def _ready(conn: sa.Connection, ctx: Context, mailing: Mailing) -> list[Check]:
         return [Check(key="ready", level=BLOCKING, title="Settings", message=exc.manager_message,
                       code=exc.code)]
     except Conflict as exc:
-        return [Check(key="domain", level=BLOCKING, title="Sending domain",
-                      message=exc.manager_message, code=exc.code)]
-    checks = [Check(key="ready", level=OK, title="Settings",
-                    message="A segment, a template" + (" and a From address" if mailing.channel
-                                                       is Channel.EMAIL else "") + " are chosen.")]
+        return [_chosen(mailing), Check(key="domain", level=BLOCKING, title="Sending domain",
+                                        message=exc.manager_message, code=exc.code)]
+    checks = [_chosen(mailing)]
     if mailing.channel is Channel.EMAIL and mailing.from_email:
         domain = mailing.from_email.rsplit("@", 1)[1]
         if ctx.policy.outbox:
