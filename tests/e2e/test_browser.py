@@ -678,12 +678,15 @@ def test_a_refusal_is_said_in_the_managers_words(serve, page: Page, width: int) 
     mailing = seed(site.ctx, customers=3)["mailing"]
     at_width(page, width)
     sign_in(page, site, f"/mailings/{mailing['id']}")
+    words = ("Mail can only go out from a verified sending domain, and example.com is not set up: "
+             "add it on the Domains page, publish the SPF, DKIM and DMARC records it gives, then "
+             "verify it.")
     button(page, "Send now").click()
-    dialog(page, "Send now?").get_by_role("button", name="Yes, send now").click()
-    expect(page.get_by_role("alert")).to_have_text(
-        "Mail can only go out from a verified sending domain, and example.com is not set up: "
-        "add it on the Domains page, publish the SPF, DKIM and DMARC records it gives, then "
-        "verify it.")
+    confirm = dialog(page, "Send now?")
+    expect(confirm.locator("[data-check=domain]")).to_contain_text(words)  # the checklist says it
+    expect(confirm.get_by_role("button", name="Yes, send now")).to_be_disabled()
+    confirm.locator("form").first.evaluate("form => form.submit()")  # confirmed all the same
+    expect(page.get_by_role("alert")).to_have_text(words)
     for api_words in ("/api/v1", "POST", "from_email"):
         assert api_words not in main_text(page)
     assert_fits(page)

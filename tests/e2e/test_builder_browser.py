@@ -19,6 +19,7 @@ from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.test_browser import (  # noqa: F401  (fixtures)
     EMAIL,
+    ROOT,
     SCREENSHOTS,
     WIDTHS,
     assert_fits,
@@ -37,6 +38,7 @@ from tidings.services import templates as template_service
 
 pytestmark = pytest.mark.browser
 
+BUILD = ROOT / "build" / "screenshots"  # pictures for looking at, never committed
 #: What the built email says, block by block, top to bottom.
 IN_ORDER = ["Spring has come, Ann", "New shoes are in", "Red shoes", "See the shoes", "Main Street 1",
             "Unsubscribe"]
@@ -194,8 +196,8 @@ def test_a_manager_builds_an_email_from_blocks_and_it_arrives_in_order(
         assert found == sorted(found), dict(zip(IN_ORDER, found, strict=True))
         assert page.evaluate("document.querySelector('img[alt=\"Red shoes\"]').naturalWidth") == 320
         assert_fits(page)
-        page.screenshot(path=str(SCREENSHOTS / f"received-{width}-shown-at-{shown_at}.png"),
-                        full_page=True)
+        BUILD.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(BUILD / f"received-{width}-shown-at-{shown_at}.png"), full_page=True)
         if width == 1280:
             shot(page, f"received-email-{shown_at}")
         page.unroute("http://tidings.test/**")
