@@ -11,6 +11,7 @@ Uses the fixtures of :mod:`tests.e2e.test_browser` (uvicorn in a thread, Chromiu
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -247,3 +248,30 @@ def test_the_checklist_blocks_a_send_from_an_unverified_domain(
     expect(schedule.get_by_role("button", name="Yes, schedule it")).to_be_disabled()
     assert mailings.get(site.ctx, mailing["id"])["status"] == "draft"
     assert smtp_server.messages == []
+
+
+@WIDTHS
+def test_a_block_dragged_by_its_handle_moves_and_undo_puts_it_back(
+        serve, page: Page, width: int) -> None:  # noqa: F811
+    site = serve()
+    at_width(page, width)
+    sign_in(page, site, "/templates/new?starter=reminder")
+    before = titles(page)
+    assert before == ["Block 1: Heading", "Block 2: Text", "Block 3: Button", "Block 4: Spacer",
+                      "Block 5: Footer"]
+    page.set_viewport_size({"width": width, "height": 1600})  # both blocks in view, to drag
+    block(page, 1).evaluate("b => b.scrollIntoView()")
+    handle = block(page, 3).locator(".handle").bounding_box()
+    target = block(page, 1).bounding_box()
+    assert handle is not None and target is not None
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(target["x"] + 30, target["y"] + 8, steps=8)
+    page.mouse.up()
+    assert titles(page)[:3] == ["Block 1: Button", "Block 2: Heading", "Block 3: Text"]
+    stored = json.loads(page.locator("#blocks-json").input_value())
+    assert [b["type"] for b in stored][:3] == ["button", "heading", "text"]
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+z")
+    assert titles(page) == before
+    assert_fits(page)
