@@ -314,7 +314,7 @@ def test_the_template_editor_previews_for_a_chosen_customer_and_sends_a_test(
         serve, page: Page, tmp_path: Path) -> None:
     site = serve()
     seed(site.ctx, customers=3)
-    sign_in(page, site, "/templates/new")
+    sign_in(page, site, "/templates/new?editor=html")
     page.get_by_label("Name", exact=True).fill("Welcome")
     page.get_by_label("Subject").fill("Welcome, {{ customer.first_name }}")
     page.get_by_label("HTML").fill("<h1>Hello {{ customer.first_name }}!</h1>\n"
@@ -323,7 +323,7 @@ def test_the_template_editor_previews_for_a_chosen_customer_and_sends_a_test(
     expect(page.get_by_test_id("preview-subject")).to_have_text("Welcome, Alex")
     page.get_by_label("For customer").fill("customer1@example.com")
     expect(page.get_by_test_id("preview-subject")).to_have_text("Welcome, Name1")
-    frame = page.frame_locator("iframe.preview-html")
+    frame = page.frame_locator("iframe.preview-html").first
     expect(frame.locator("h1")).to_have_text("Hello Name1!")
     expect(page.get_by_test_id("preview-text")).to_contain_text("News from Riga")
     shot(page, "template")
@@ -678,12 +678,15 @@ def test_a_refusal_is_said_in_the_managers_words(serve, page: Page, width: int) 
     mailing = seed(site.ctx, customers=3)["mailing"]
     at_width(page, width)
     sign_in(page, site, f"/mailings/{mailing['id']}")
+    words = ("Mail can only go out from a verified sending domain, and example.com is not set up: "
+             "add it on the Domains page, publish the SPF, DKIM and DMARC records it gives, then "
+             "verify it.")
     button(page, "Send now").click()
-    dialog(page, "Send now?").get_by_role("button", name="Yes, send now").click()
-    expect(page.get_by_role("alert")).to_have_text(
-        "Mail can only go out from a verified sending domain, and example.com is not set up: "
-        "add it on the Domains page, publish the SPF, DKIM and DMARC records it gives, then "
-        "verify it.")
+    confirm = dialog(page, "Send now?")
+    expect(confirm.locator("[data-check=domain]")).to_contain_text(words)  # the checklist says it
+    expect(confirm.get_by_role("button", name="Yes, send now")).to_be_disabled()
+    confirm.locator("form").first.evaluate("form => form.submit()")  # confirmed all the same
+    expect(page.get_by_role("alert")).to_have_text(words)
     for api_words in ("/api/v1", "POST", "from_email"):
         assert api_words not in main_text(page)
     assert_fits(page)

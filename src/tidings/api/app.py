@@ -17,6 +17,7 @@ from tidings.api import (
     errors,
     events,
     mailings,
+    media,
     orders,
     quota,
     segments,
@@ -32,7 +33,7 @@ from tidings.web import build_web_router
 #: Every ``/api/v1`` router, in the order the OpenAPI document lists them.
 API_ROUTERS: tuple[APIRouter, ...] = (
     customers.router, segments.router, templates.router, quota.router, mailings.router,
-    orders.router, domains.router, events.router,
+    orders.router, domains.router, events.router, media.router,
 )
 
 
@@ -68,6 +69,7 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
         app.include_router(router)
     app.include_router(build_web_router(ctx))
     app.include_router(tracking.router)
+    app.include_router(media.public_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

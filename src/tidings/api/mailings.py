@@ -15,6 +15,11 @@ the :data:`~tidings.api.dependencies.Who`).
   whole audience if it went now (encodings, parts per message, warnings).
 - ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to that
   address; not counted, no quota.
+- ``GET /mailings/{mailing_id}/checklist`` (``?wait=`` seconds for the link
+  checks, 0 to 10, default 6): ``{"ready": bool, "checks": [{"key", "level",
+  "title", "message", "code", "details"}]}``; ``ready`` is false when an item
+  is ``blocking``, and ``send``/``schedule`` then refuse with its ``code``
+  (see :mod:`tidings.services.checklist`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from fastapi import Query, Response
 from pydantic import AwareDatetime, BaseModel
 
 from tidings.api.dependencies import Ctx, JsonBody, Who, api_router
-from tidings.services import mailings, sms_parts, stats, test_sends
+from tidings.services import checklist, mailings, sms_parts, stats, test_sends
 
 router = api_router()
 
@@ -117,3 +122,11 @@ def get_sms_parts(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
     """The SMS parts the mailing's audience would take now (see
     :func:`tidings.services.sms_parts.audience_parts`)."""
     return sms_parts.audience_parts(ctx, mailing_id)
+
+
+@router.get("/mailings/{mailing_id}/checklist", tags=["mailings"])
+def mailing_checklist(ctx: Ctx, mailing_id: int,
+                      wait: Annotated[float, Query(ge=0, le=10)] = 6) -> dict[str, Any]:
+    """What would stop or spoil the send, item by item; see the module docstring."""
+    checks = checklist.checklist(ctx, mailing_id, wait=wait)
+    return {"ready": not checklist.is_blocked(checks), "checks": [c.as_dict() for c in checks]}

@@ -24,7 +24,8 @@ from tidings.domain.templates import Template
 from tidings.store import audience, feedback, meta, packages, quotas, sms
 from tidings.store import domains as domain_store
 from tidings.store import mailings as mailing_store
-from tidings.store.tables import domains, templates
+from tidings.store import templates as template_store
+from tidings.store.tables import domains
 
 
 class SqlTransaction:
@@ -141,11 +142,7 @@ class SqlTransaction:
 
     # -- rendering
     def template(self, template_id: int) -> Template | None:
-        row = self.conn.execute(sa.select(templates).where(templates.c.id == template_id)).first()
-        if row is None:
-            return None
-        return Template(id=row.id, name=row.name, channel=row.channel, subject=row.subject,
-                        html=row.html, text=row.text)
+        return template_store.get(self.conn, template_id)  # the preheader in place
 
     def signing_key(self, domain: str) -> tuple[str, str] | None:
         return domain_store.signing_key(self.conn, domain)

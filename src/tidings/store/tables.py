@@ -115,7 +115,29 @@ templates = sa.Table(
     sa.Column("subject", sa.Text),
     sa.Column("html", sa.Text),
     sa.Column("text", sa.Text),
+    # "html": html is the author's; "blocks": html is made from blocks (the builder's JSON).
+    sa.Column("editor", sa.String(8), nullable=False, server_default="html"),
+    sa.Column("blocks", Json),
+    # Hidden text at the start of the body, shown by mail programs after the subject.
+    sa.Column("preheader", sa.Text),
     *_timestamps(),
+)
+
+# Images uploaded for the email builder, served without sign-in at /media/<id>-<name>.
+# In the database rather than a folder: every `tidings serve` of a scale-out
+# reads the same ones, and a database backup keeps them (each at most 5 MB).
+media = sa.Table(
+    "media",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("content_type", sa.String(32), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
 )
 
 mailings = sa.Table(

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse
 
 from tidings.services.context import Context
 from tidings.web.routing import route_class
-from tidings.web.views import auth, customers, domains, mailings, quota, segments, templates
+from tidings.web.views import auth, checklist, customers, domains, mailings, quota, segments, templates
 
 STATIC = Path(__file__).with_name("static")
 MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
@@ -57,6 +57,7 @@ def build_web_router(ctx: Context) -> APIRouter:
     segments.add_routes(r, ctx)
     templates.add_routes(r, ctx)
     mailings.add_routes(r, ctx)
+    checklist.add_routes(r, ctx)
     quota.add_routes(r, ctx)
     domains.add_routes(r, ctx)
     return r

@@ -25,7 +25,7 @@ Errors:
 - any other failure while rendering (``{{ 1 / 0 }}``) raises
   ``InvalidInput(code="template_render_error")``.
 
-Pure: standard library, ``jinja2`` and ``css_inline``.
+Pure: standard library, ``jinja2``, ``css_inline`` and ``mjml``.
 
 The package, one module a concern, each stating its guarantees:
 
@@ -37,19 +37,29 @@ The package, one module a concern, each stating its guarantees:
 - :mod:`.utm`: :func:`merge_utm`;
 - :mod:`.compiled`: :func:`compile_email`, :func:`compile_sms` and what they
   return, CSS inlining;
-- :mod:`.records`: :class:`Template`, a stored template.
+- :mod:`.records`: :class:`Template`, a stored template;
+- :mod:`.blocks`: the email builder's document (block schema, limits,
+  :func:`validate_blocks`); :mod:`.layout`: blocks to MJML to responsive
+  HTML, and the preheader; :mod:`.starters`: the builder's starter layouts;
+- :mod:`.variables`: what a template asks of the customer, and the warnings
+  for unknown variables and a missing unsubscribe link.
 
 Dependency order (a module imports only the ones on its right; no cycles)::
 
     sandbox, protection, text, utm,
-    records                         <-  nothing of this package
+    records, starters               <-  nothing of this package
     links                           <-  protection
+    variables                       <-  sandbox
+    blocks                          <-  sandbox, protection
+    layout                          <-  blocks, protection
     compiled                        <-  sandbox, protection, text, links
-    __init__                        <-  compiled, records, text, utm
+    __init__                        <-  compiled, records, text, utm, blocks, layout,
+                                        starters, variables
 
 Import the public names from here; the modules are for this package.
 """
 
+from tidings.domain.templates.blocks import BLOCK_NAMES, NETWORKS, validate_blocks
 from tidings.domain.templates.compiled import (
     CompiledEmail,
     CompiledSms,
@@ -57,11 +67,31 @@ from tidings.domain.templates.compiled import (
     compile_email,
     compile_sms,
 )
+from tidings.domain.templates.layout import blocks_to_html, blocks_to_mjml, with_preheader
 from tidings.domain.templates.records import Template
+from tidings.domain.templates.starters import STARTERS, Starter
 from tidings.domain.templates.text import html_to_text
 from tidings.domain.templates.utm import merge_utm
+from tidings.domain.templates.variables import (
+    CUSTOMER_FIELDS,
+    TemplateWarning,
+    has_unsubscribe_link,
+    template_warnings,
+)
 
 __all__ = [
+    "BLOCK_NAMES",
+    "CUSTOMER_FIELDS",
+    "NETWORKS",
+    "STARTERS",
+    "Starter",
+    "TemplateWarning",
+    "blocks_to_html",
+    "blocks_to_mjml",
+    "has_unsubscribe_link",
+    "template_warnings",
+    "validate_blocks",
+    "with_preheader",
     "CompiledEmail",
     "CompiledSms",
     "RenderedEmail",

@@ -74,6 +74,21 @@ def upgrade() -> None:
     with op.batch_alter_table('feedback_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_feedback_events_message_id'), ['message_id'], unique=False)
 
+    op.create_table('media',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('content_type', sa.String(length=32), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=False),
+    sa.Column('height', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_media'))
+    )
+    with op.batch_alter_table('media', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_media_sha256'), ['sha256'], unique=False)
+
     op.create_table('meta',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
@@ -137,6 +152,9 @@ def upgrade() -> None:
     sa.Column('subject', sa.Text(), nullable=True),
     sa.Column('html', sa.Text(), nullable=True),
     sa.Column('text', sa.Text(), nullable=True),
+    sa.Column('editor', sa.String(length=8), server_default='html', nullable=False),
+    sa.Column('blocks', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('preheader', sa.Text(), nullable=True),
     sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_templates'))
@@ -314,6 +332,10 @@ def downgrade() -> None:
 
     op.drop_table('orders')
     op.drop_table('meta')
+    with op.batch_alter_table('media', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_media_sha256'))
+
+    op.drop_table('media')
     with op.batch_alter_table('feedback_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_feedback_events_message_id'))
 
