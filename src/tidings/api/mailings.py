@@ -11,8 +11,12 @@ the :data:`~tidings.api.dependencies.Who`).
   ``.../copy`` (201, the new draft).
 - ``POST /mailings/{mailing_id}/steps`` (201): the next step of the chain.
 - ``GET /mailings/{mailing_id}/stats``: figures, rates, per step and per chain.
-- ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to that
-  address; not counted, no quota.
+- ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to a test
+  address (see :mod:`tidings.services.test_addresses`): counted against the
+  quota, 50 an hour per token.
+
+Sending, scheduling, canceling, resuming, deleting and test sends are in the
+audit log under the token's name.
 """
 
 from __future__ import annotations
@@ -56,8 +60,8 @@ def patch_mailing(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
 
 
 @router.delete("/mailings/{mailing_id}", status_code=204, tags=["mailings"])
-def delete_mailing(ctx: Ctx, mailing_id: int) -> Response:
-    mailings.delete(ctx, mailing_id)
+def delete_mailing(ctx: Ctx, actor: Who, mailing_id: int) -> Response:
+    mailings.delete(ctx, mailing_id, actor=actor)
     return Response(status_code=204)
 
 
@@ -65,18 +69,18 @@ def delete_mailing(ctx: Ctx, mailing_id: int) -> Response:
 
 
 @router.post("/mailings/{mailing_id}/send", tags=["mailings"])
-def send(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
-    return mailings.send_now(ctx, mailing_id)
+def send(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+    return mailings.send_now(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/schedule", tags=["mailings"])
-def schedule(ctx: Ctx, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
-    return mailings.schedule(ctx, mailing_id, body.send_at if body else None)
+def schedule(ctx: Ctx, actor: Who, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
+    return mailings.schedule(ctx, mailing_id, body.send_at if body else None, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/cancel", tags=["mailings"])
-def cancel(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
-    return mailings.cancel(ctx, mailing_id)
+def cancel(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+    return mailings.cancel(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/resume", tags=["mailings"])
@@ -104,7 +108,9 @@ def mailing_stats(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
 
 
 @router.post("/mailings/{mailing_id}/test", tags=["mailings"])
-def test_send(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def test_send(ctx: Ctx, actor: Who, mailing_id: int, body: JsonBody) -> dict[str, Any]:
     """``{"email"}``: one rendered message of the mailing to that address, through
-    the configured transport; not counted, no quota, no message row."""
-    return test_sends.send_test(ctx, mailing_id, body)
+    the configured transport. Only to a person's address or a test address an
+    admin keeps, never to an unsubscribed or suppressed one; one message of the
+    email quota; at most 50 an hour per token (429). No message row or statistics."""
+    return test_sends.send_test(ctx, mailing_id, body, actor=actor)
