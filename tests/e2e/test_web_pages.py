@@ -134,6 +134,7 @@ def test_a_tampered_session_cookie_is_not_signed_in(client: TestClient, ctx: Con
     assert sessions.load(forged, ctx.secret) is None
     assert sessions.load(body + "." + "0" * len(mac), ctx.secret) is None
     for bad in (forged, body + "." + "0" * len(mac)):
+        client.cookies.clear()
         client.cookies.set(sessions.cookie_name(ctx.secret), bad)
         assert client.get("/mailings").status_code == 303
 

@@ -9,12 +9,14 @@ address (:func:`~tidings.web.security.client_address`), kept in this process:
 | click | ``GET /t/c/...`` | 300, then 10 a second | 429 page |
 | unsubscribe | ``/u/...`` | 60, then 1 a second | 429 page |
 | provider events | ``POST /api/v1/events`` | 1,000, then 200 a second | 429 in the error envelope |
-| bad API tokens | ``/api/v1/...`` answered 401 | 100, then 10 a second | 429 in the error envelope |
 | failed sign-ins | ``POST /sign-in`` answered 401 | 20, then 1 every 30 s | 429 page |
 | reset links | ``/reset/...`` answered 404 | 20, then 1 every 30 s | 429 page |
 
 A limit on failures is charged only when the answer is that failure, so
-people who sign in right, and API clients with a valid token, are never slowed.
+people who sign in right are never slowed. The rest of the API needs a valid
+token, whose check is one indexed read that never takes SQLite's write lock
+(:mod:`tidings.services.tokens`); it is not limited, so that a flood of bad
+tokens from one address cannot lock out good clients behind the same one.
 A refusal costs no database work and no more bytes than the request
 (no amplification), and says when to try again (``Retry-After``).
 """
@@ -46,6 +48,9 @@ class Limit:
     rate: Rate
     answer: str  # "json", "html" or "pixel"
     failures: frozenset[int] = frozenset()
+    #: For a limit on failures: what failed, in words, and the page to go back to.
+    failures_are: str = ""
+    back_to: str = "/sign-in"
     buckets: Buckets = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,13 +74,17 @@ def default_limits() -> tuple[Limit, ...]:
               rate=Rate(capacity=60, per_second=1), answer="html"),
         Limit(name="provider events", methods=frozenset({"POST"}), prefix="/api/v1/events",
               rate=Rate(capacity=1000, per_second=200), answer="json"),
-        Limit(name="bad API tokens", methods=every, prefix="/api/v1/",
-              rate=Rate(capacity=100, per_second=10), answer="json", failures=frozenset({401})),
         Limit(name="failed sign-ins", methods=frozenset({"POST"}), prefix="/sign-in", rate=slow,
-              answer="html", failures=frozenset({401})),
+              answer="html", failures=frozenset({401}), failures_are="sign-ins"),
         Limit(name="reset links", methods=every, prefix="/reset/", rate=slow, answer="html",
-              failures=frozenset({404})),
+              failures=frozenset({404}), failures_are="password links"),
     )
+
+
+def _wait_words(seconds: int) -> str:
+    if seconds >= 60:
+        return in_words(seconds)
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def _refusal(limit: Limit, wait: float) -> Response:
@@ -84,12 +93,15 @@ def _refusal(limit: Limit, wait: float) -> Response:
         return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
     if limit.answer == "json":
         return envelope(429, "rate_limited", f"Too many requests from your address: try again in "
-                                             f"{seconds} seconds.", retry_after=seconds)
-    words = in_words(seconds) if seconds >= 60 else f"{seconds} seconds"
-    what = ("sign-in attempts" if limit.failures else "requests")
-    response = page("Too many attempts" if limit.failures else "Too many requests",
-                    f"<p>There were too many {what} from your network. Please try again in "
-                    f"{words}.</p>", status_code=429)
+                                             f"{_wait_words(seconds)}.", retry_after=seconds)
+    words = _wait_words(seconds)
+    if limit.failures:
+        body = (f"<p>Too many failed {limit.failures_are} from your network: try again in {words}."
+                f'</p>\n<p><a href="{limit.back_to}">Back to sign-in</a></p>')
+    else:
+        body = f"<p>Too many requests from your network: try again in {words}.</p>"
+    response = page("Too many attempts" if limit.failures else "Too many requests", body,
+                    status_code=429)
     response.headers["Retry-After"] = str(seconds)
     return response
 

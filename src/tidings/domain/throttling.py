@@ -67,7 +67,8 @@ class Buckets:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.max_keys = max_keys
-        self._clock = clock
+        #: Seconds, monotonic; tests may replace it to stop time.
+        self.clock = clock
         self._lock = threading.Lock()
         # key -> (tokens, when they were counted); least recently used first
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -79,14 +80,14 @@ class Buckets:
     def wait(self, key: str, cost: float = 1.0) -> float:
         """Seconds until ``key`` has ``cost`` tokens (0: it has them now); takes nothing."""
         with self._lock:
-            level = self._level(key, self._clock())
+            level = self._level(key, self.clock())
         return max(0.0, (cost - level) / self.rate.per_second)
 
     def take(self, key: str, cost: float = 1.0) -> float:
         """Take ``cost`` tokens from ``key``'s bucket and return 0, or, when it has
         fewer, take nothing and return the seconds until it will have them."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             level = self._level(key, now)
             if level < cost:
                 return (cost - level) / self.rate.per_second
@@ -100,7 +101,7 @@ class Buckets:
         """Take ``cost`` tokens even if that leaves the bucket below zero (a cost
         known only after the request, such as a failed sign-in)."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             self._buckets[key] = (self._level(key, now) - cost, now)
             self._buckets.move_to_end(key)
             if len(self._buckets) > self.max_keys:
