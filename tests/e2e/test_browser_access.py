@@ -65,7 +65,7 @@ def test_an_admin_changes_a_role_resets_a_password_and_removes_a_person(
     assert re.fullmatch(r"http://tidings\.test/reset/[A-Za-z0-9_-]{40,}", link), link
     assert_fits(page)
     if width == 1280:
-        shot(page, "people")
+        shot(page, "people-actions")
 
     confirm = open_confirmation(page, "Remove bob@shop.example")
     expect(confirm).to_contain_text("bob@shop.example can no longer sign in, and is signed out at once.")
