@@ -88,8 +88,3 @@ def end_all(conn: sa.Connection, *, user_id: int, now: datetime) -> int:
     """Revoke every session of the person, in the caller's transaction; how many."""
     return store.revoke_all(conn, user_id, now)
 
-
-def live_sessions(ctx: Context, *, user_id: int) -> int:
-    """How many valid sessions the person has."""
-    with ctx.read() as conn:
-        return store.live_count(conn, user_id, now=ctx.now(), idle=_idle(ctx))

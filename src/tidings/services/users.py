@@ -32,6 +32,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
@@ -129,7 +130,7 @@ def get_user(ctx: Context, user_id: int) -> dict[str, Any]:
         return _public(_get(conn, user_id))
 
 
-def _get(conn: Any, user_id: int, *, lock: bool = False) -> dict[str, Any]:
+def _get(conn: sa.Connection, user_id: int, *, lock: bool = False) -> dict[str, Any]:
     user = store.get_user(conn, user_id, lock=lock)
     if user is None:
         raise NotFound(f"There is no person {user_id}; they may have been removed already.",

@@ -47,12 +47,6 @@ def revoke_all(conn: sa.Connection, user_id: int, now: datetime) -> int:
                         .values(revoked_at=now)).rowcount
 
 
-def live_count(conn: sa.Connection, user_id: int, *, now: datetime, idle: timedelta) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(sessions).where(
-        sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None),
-        sessions.c.expires_at > now, sessions.c.last_seen_at > now - idle)).scalar_one())
-
-
 def prune(conn: sa.Connection, *, now: datetime, idle: timedelta) -> None:
     """Forget sessions that can no longer be used: expired, idle too long, or revoked."""
     conn.execute(sessions.delete().where(sa.or_(

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from tidings.domain.actors import Actor
 from tidings.errors import TidingsError
 from tidings.services import audit, test_addresses, tokens, users
 from tidings.services.context import Context
@@ -21,7 +22,7 @@ AUDIT_PAGE_SIZE = 50
 
 
 def add_routes(r: APIRouter, ctx: Context) -> None:
-    def people(request: Request, actor: Any, *, status: int = 200, errors: dict[str, str] | None = None,
+    def people(request: Request, actor: Actor, *, status: int = 200, errors: dict[str, str] | None = None,
                values: dict[str, str] | None = None, token: dict[str, str] | None = None,
                reset: dict[str, Any] | None = None) -> Response:
         return render(request, "people.html", status_code=status, errors=errors or {},
@@ -29,7 +30,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
                       tokens=tokens.list_tokens(ctx), test_addresses=test_addresses.list_addresses(ctx),
                       mails_links=not ctx.settings.smtp_url.startswith("file://"), me=actor.user_id)
 
-    def done(request: Request, actor: Any, user_id: int, message: str) -> Response:
+    def done(request: Request, actor: Actor, user_id: int, message: str) -> Response:
         """Back to the page, or to sign-in when the admin changed themselves (their session ended)."""
         flash(request, message)
         return redirect("/sign-in" if user_id == actor.user_id else PAGE)
