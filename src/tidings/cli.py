@@ -1,8 +1,18 @@
-"""The ``tidings`` command: serve, worker, migrate, token create, user create, demo."""
+"""The ``tidings`` command: serve, worker, migrate, token create, user create/reset, demo.
+
+Files it creates are private to the user running it: ``serve``, ``worker`` and
+``demo`` set the umask to 077 first (the SQLite database, which holds the secret
+key that signs sessions and encrypts DKIM keys, its ``-wal``/``-shm`` files, the
+outbox and its messages), and ``tidings-admin.token`` is created 0600. No
+command prints a secret it was given (``TIDINGS_ADMIN_TOKEN``, database
+passwords); ``serve`` prints only the token it generated itself, which is the
+way in to a new installation.
+"""
 
 from __future__ import annotations
 
 import errno
+import getpass
 import logging
 import os
 import shlex
@@ -19,6 +29,24 @@ from tidings.config import DEFAULT_HOST, DEFAULT_PORT, WILDCARD_HOSTS, Settings,
 from tidings.errors import TidingsError
 
 TOKEN_FILE = Path("tidings-admin.token")
+#: Files created by serve, worker and demo: readable by their owner only.
+PRIVATE_UMASK = 0o077
+
+
+def _private_files() -> None:
+    """From now on, files and folders this process creates are its user's alone."""
+    os.umask(PRIVATE_UMASK)
+
+
+def _cli_actor():  # type: ignore[no-untyped-def]
+    """Who the audit log says acted: the command line, and the system user running it."""
+    from tidings.domain.actors import Actor
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    return Actor(name=f"command line ({who})", role="admin")
 
 
 def _settings() -> Settings:
@@ -66,6 +94,7 @@ def serve(host: str, port: int, no_worker: bool, with_demo: bool) -> None:
     from tidings.api.app import create_app
     from tidings.services import demo, users
 
+    _private_files()
     settings = _settings()
     if with_demo:
         try:
@@ -78,7 +107,7 @@ def serve(host: str, port: int, no_worker: bool, with_demo: bool) -> None:
     settings = settings.listening_on(host, port)
     _logging()
     ctx = _context(settings=settings)
-    token = ctx.settings.admin_token or _bootstrap_token(ctx)
+    token = None if ctx.settings.admin_token else _bootstrap_token(ctx)
     if with_demo:
         if demo.is_empty(ctx):
             click.echo(f"Seeded demo data: {demo.seed(ctx, send=True)}")
@@ -98,8 +127,12 @@ def serve(host: str, port: int, no_worker: bool, with_demo: bool) -> None:
     if not users.list_users(ctx):
         click.echo("Nobody can sign in to the web UI yet; create a person with\n"
                    f"  {_command_hint(settings)} user create --email you@example.com --role admin")
-    click.echo(f"Admin API token (kept in {TOKEN_FILE.absolute()}): {token}")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    if token is None:
+        click.echo("Admin API token: the one in TIDINGS_ADMIN_TOKEN.")
+    else:
+        click.echo(f"Admin API token (kept in {TOKEN_FILE.absolute()}): {token}")
+    # Forwarded headers are read by Tidings itself, and only with TIDINGS_TRUST_PROXY.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=False))
     server.run(sockets=[sock])
 
 
@@ -157,9 +190,11 @@ def _bootstrap_token(ctx) -> str:  # type: ignore[no-untyped-def]
             return token
         except Unauthorized:
             pass
-    token = tokens.create_token(ctx, name="printed by tidings serve", role="admin")
-    TOKEN_FILE.write_text(token + "\n")
-    TOKEN_FILE.chmod(0o600)
+    token = tokens.create_token(ctx, name="printed by tidings serve", role="admin", actor=_cli_actor())
+    TOKEN_FILE.unlink(missing_ok=True)
+    fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
     return token
 
 
@@ -187,6 +222,7 @@ def worker(processes: int) -> None:
     for bounces and complaints (one per host, in the parent process)."""
     from tidings.services import feedback
 
+    _private_files()
     settings = _settings()
     if not settings.public_url_given:
         # A worker listens nowhere, so it cannot know where `tidings serve` is reached.
@@ -250,7 +286,7 @@ def token_create(name: str, role: str) -> None:
     from tidings.services import tokens
 
     ctx = _context()
-    value = tokens.create_token(ctx, name=name, role=role)
+    value = tokens.create_token(ctx, name=name, role=role, actor=_cli_actor())
     click.echo(f"Created {role} token {name!r}; it is shown only once:")
     click.echo(value)
 
@@ -270,10 +306,31 @@ def user_create(email: str, password: str, role: str) -> None:
     from tidings.services import users
 
     try:
-        users.create_user(_context(), email=email, password=password, role=role)
+        users.create_user(_context(), email=email, password=password, role=role, actor=_cli_actor())
     except TidingsError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Created {role} {email.lower()}.")
+
+
+@user.command("reset")
+@click.option("--email", required=True)
+def user_reset(email: str) -> None:
+    """Reset a person's password: it stops working, they are signed out, and a
+    one-time link to choose a new one is printed (alone on the last line)."""
+    from tidings.services import users
+
+    settings = _settings()
+    try:
+        result = users.reset_password(_context(settings=settings), email=email, actor=_cli_actor(),
+                                      mail=False)
+    except TidingsError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{result['email']} is signed out and their password no longer works. Give them "
+               "this link to choose a new one (it works once, for 24 hours):")
+    if not settings.public_url_given:
+        click.echo(f"(TIDINGS_PUBLIC_URL is not set: the link assumes Tidings is at "
+                   f"{settings.public_url}.)")
+    click.echo(result["link"])
 
 
 @main.command()
@@ -286,6 +343,7 @@ def demo(send: bool) -> None:
     --send is refused unless mail goes to the outbox (TIDINGS_SMTP_URL file://)."""
     from tidings.services import demo as demo_service
 
+    _private_files()
     settings = _settings()
     try:
         if send:

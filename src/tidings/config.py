@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     # cannot be replied to), always, or never.
     sms_opt_out: Literal["auto", "always", "never"] = "auto"
     default_from_name: str = "Tidings demo shop"
+    # Web sign-in: a session ends after this many seconds without a request, and
+    # this many seconds after sign-in whatever happens (see services/sessions.py).
+    session_idle_timeout: float = Field(default=2 * 3600, ge=60, le=30 * 24 * 3600)
+    session_lifetime: float = Field(default=12 * 3600, ge=300, le=90 * 24 * 3600)
+    # Behind a reverse proxy that sets X-Forwarded-For and X-Forwarded-Proto: believe
+    # them (the client's address for rate limits, https for Secure cookies and HSTS).
+    # Never set it when clients can reach Tidings without the proxy.
+    trust_proxy: bool = False
+    # Per-address rate limits on the public endpoints (web/security.py); off only for
+    # benchmarks that flood them from one address.
+    rate_limits: bool = True
 
     @property
     def reputation_limits(self) -> Limits:
@@ -167,6 +178,11 @@ class Settings(BaseSettings):
     def stop_words(self) -> tuple[str, ...]:
         """``sms_stop_words`` split, trimmed, upper case."""
         return tuple(w.strip().upper() for w in self.sms_stop_words.split(",") if w.strip())
+
+    @property
+    def public_url_is_https(self) -> bool:
+        """Whether people reach Tidings over https (``TIDINGS_PUBLIC_URL`` says so)."""
+        return self.public_url.lower().startswith("https://")
 
     @property
     def public_url_given(self) -> bool:

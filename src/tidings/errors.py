@@ -18,7 +18,8 @@ label, the Domains page). The web UI shows :attr:`TidingsError.manager_message`
     │   ├── IllegalTransition (409)   the state machine refuses the move
     │   └── MailingLocked (409)       editing after start or within 5 minutes of send_at
     ├── Unauthorized (401)
-    └── Forbidden (403)
+    ├── Forbidden (403)
+    └── RateLimited (429)             too many requests or attempts; says when to try again
 
 Transports raise none of these for one recipient's trouble: they return an
 outcome per message (see :mod:`tidings.transports.base`).
@@ -104,3 +105,16 @@ class Forbidden(TidingsError):
 
     status = 403
     code = "forbidden"
+
+
+class RateLimited(TidingsError):
+    """Too many requests: try again later."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str | None = None, *, retry_after: float, code: str | None = None,
+                 manager_message: str | None = None) -> None:
+        #: Seconds until trying again can succeed (the ``Retry-After`` header, rounded up).
+        self.retry_after = retry_after
+        super().__init__(message, code=code, manager_message=manager_message)

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from tidings.domain.actors import SYSTEM
 from tidings.errors import Conflict, InvalidInput, NotFound, TemplateSyntaxError
-from tidings.services import audience, quotas, test_sends
+from tidings.services import audience, quotas, test_addresses, test_sends
 from tidings.services import templates as template_service
 from tidings.services.context import Context
 
@@ -17,6 +18,11 @@ EMAIL = {"name": "Welcome", "channel": "email", "subject": "Hi {{ customer.first
                  '<a href="https://shop.example.com/new">New</a>',
          "text": "Hello {{ customer.first_name }}, {{ unsubscribe_url }}"}
 SMS = {"name": "Short", "channel": "sms", "text": "Hi {{ customer.first_name }}!"}
+
+
+def allow_tests_to(ctx: Context, *addresses: str) -> None:
+    for address in addresses:
+        test_addresses.add_address(ctx, address, actor=SYSTEM)
 
 
 def customer(ctx: Context, email: str = "ann@example.org", **fields: Any) -> int:
@@ -71,8 +77,10 @@ def test_a_template_test_send_reaches_the_server_personalised_and_uncounted(
     ctx = make_ctx(smtp_url=smtp_server.url)
     ann = customer(ctx)
     template = template_service.create_template(ctx, dict(EMAIL))
+    allow_tests_to(ctx, "qa@example.org")
 
-    test_sends.send_template_test(ctx, template["id"], to=" QA@Example.org ", customer_id=ann)
+    test_sends.send_template_test(ctx, template["id"], to=" QA@Example.org ", customer_id=ann,
+                                  actor=SYSTEM)
 
     (received,) = smtp_server.messages
     message = received.message
@@ -92,9 +100,12 @@ def test_a_template_test_send_without_a_customer_uses_the_addressee_or_the_sampl
     ctx = make_ctx(smtp_url=smtp_server.url)
     customer(ctx, email="bob@example.org", first_name="Bob")
     template = template_service.create_template(ctx, dict(EMAIL))
+    allow_tests_to(ctx, "bob@example.org", "qa@example.org")
 
-    test_sends.send_template_test(ctx, template["id"], to="bob@example.org", customer_id=None)
-    test_sends.send_template_test(ctx, template["id"], to="qa@example.org", customer_id=None)
+    test_sends.send_template_test(ctx, template["id"], to="bob@example.org", customer_id=None,
+                                  actor=SYSTEM)
+    test_sends.send_template_test(ctx, template["id"], to="qa@example.org", customer_id=None,
+                                  actor=SYSTEM)
 
     assert [m.message["Subject"] for m in smtp_server.messages] == ["Hi Bob", "Hi Alex"]
 
@@ -104,10 +115,12 @@ def test_a_template_test_send_is_refused_with_a_reason(make_ctx, smtp_server) ->
     email = template_service.create_template(ctx, dict(EMAIL))
     sms = template_service.create_template(ctx, dict(SMS))
     smtp_server.handler.reject["nobody@example.org"] = "550 5.1.1 No such user"
+    allow_tests_to(ctx, "nobody@example.org", "qa@example.org")
 
     def refusal(template_id: int, to: str, customer_id: int | None = None) -> Exception:
         with pytest.raises((InvalidInput, NotFound, Conflict)) as caught:
-            test_sends.send_template_test(ctx, template_id, to=to, customer_id=customer_id)
+            test_sends.send_template_test(ctx, template_id, to=to, customer_id=customer_id,
+                                          actor=SYSTEM)
         return caught.value
 
     assert refusal(email["id"], "").field == "to"  # type: ignore[attr-defined]
@@ -121,7 +134,8 @@ def test_a_template_test_send_is_refused_with_a_reason(make_ctx, smtp_server) ->
 
     strict = make_ctx(smtp_url=smtp_server.url, require_verified_domain=True)
     with pytest.raises(Conflict) as unverified:
-        test_sends.send_template_test(strict, email["id"], to="qa@example.org", customer_id=None)
+        test_sends.send_template_test(strict, email["id"], to="qa@example.org", customer_id=None,
+                                      actor=SYSTEM)
     assert unverified.value.code == "domain_not_verified"
     assert "Domains page" in unverified.value.message
     assert smtp_server.messages == []

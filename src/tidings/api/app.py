@@ -1,6 +1,12 @@
 """The FastAPI application: the ``/api/v1`` routers, the tracking pages, the
 web UI, ``/openapi.json`` and ``/healthz``; and, for the life of the app, the
-bounce listener and (when ``tidings serve`` runs one) the sending worker."""
+bounce listener and (when ``tidings serve`` runs one) the sending worker.
+
+Around every request: security headers (:mod:`tidings.web.security`), rate
+limits on the public endpoints (:mod:`tidings.api.rate_limits`, kept in
+``app.state.rate_limits``), and JSON bodies read whatever their declared type.
+There is no ``/docs`` or ``/redoc``: they load scripts from a public CDN,
+which the pages' Content-Security-Policy refuses, on the UI's origin."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 
 from tidings import __version__
 from tidings.api import (
+    audit,
     customers,
     domains,
     errors,
@@ -22,18 +29,23 @@ from tidings.api import (
     quota,
     segments,
     templates,
+    test_addresses,
     tracking,
+    users,
 )
 from tidings.api.json_body import JsonBodyMiddleware
+from tidings.api.rate_limits import RateLimits, default_limits
 from tidings.services import feedback
 from tidings.services.context import Context
 from tidings.services.sending import make_worker
 from tidings.web import build_web_router
+from tidings.web.security import SecurityHeaders
 
 #: Every ``/api/v1`` router, in the order the OpenAPI document lists them.
 API_ROUTERS: tuple[APIRouter, ...] = (
     customers.router, segments.router, templates.router, quota.router, mailings.router,
-    orders.router, domains.router, events.router, media.router,
+    orders.router, domains.router, events.router, media.router, users.router,
+    test_addresses.router, audit.router,
 )
 
 
@@ -60,11 +72,14 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
             if listener is not None:
                 listener.stop()
 
-    app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan,
-                  description="Email and SMS mailings to a shop's customers.")
+    app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description="Email and SMS mailings to a shop's customers.")
     app.state.ctx = ctx
     errors.install(app)
     app.add_middleware(JsonBodyMiddleware)
+    app.state.rate_limits = default_limits() if ctx.settings.rate_limits else ()
+    app.add_middleware(RateLimits, settings=ctx.settings, limits=app.state.rate_limits)
+    app.add_middleware(SecurityHeaders, settings=ctx.settings)  # outermost: every answer has them
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(build_web_router(ctx))

@@ -7,6 +7,9 @@
   401 ``unauthorized`` before the route runs. :func:`api_router` makes every
   route of a ``/api/v1`` router require it; a route that also takes ``Who``
   gets the same actor (FastAPI resolves the dependency once per request).
+  Routes pass it to the services that check roles or write the audit log.
+- :data:`Admin`: the same actor, and a 403 ``forbidden`` before the route
+  runs unless its role is admin.
 - :data:`JsonBody`: the JSON object of the request body, for routes whose
   service validates the fields itself and names the bad one.
 - :data:`CsvBody`: the raw body of a CSV upload; an empty one is a 422
@@ -49,8 +52,15 @@ async def csv_body(request: Request) -> bytes:
     return data
 
 
+def admin_actor(actor: Annotated[Actor, Depends(authenticated_actor)]) -> Actor:
+    """The bearer token's actor if it is an admin; raises ``Forbidden`` (403) otherwise."""
+    actor.require_admin()
+    return actor
+
+
 Ctx = Annotated[Context, Depends(context)]
 Who = Annotated[Actor, Depends(authenticated_actor)]
+Admin = Annotated[Actor, Depends(admin_actor)]
 JsonBody = Annotated[dict[str, Any], Body()]
 CsvBody = Annotated[bytes, Depends(csv_body)]
 
@@ -60,5 +70,5 @@ def api_router() -> APIRouter:
     return APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated_actor)])
 
 
-__all__ = ["API_PREFIX", "Ctx", "CsvBody", "JsonBody", "Who", "api_router", "authenticated_actor",
-           "context", "csv_body"]
+__all__ = ["API_PREFIX", "Admin", "Ctx", "CsvBody", "JsonBody", "Who", "admin_actor", "api_router",
+           "authenticated_actor", "context", "csv_body"]

@@ -1,5 +1,6 @@
 """``/api/v1/domains``: sending domains, their DNS records and their health.
-Bearer token, any role.
+Bearer token, any role, except that only an admin may delete a domain (and so
+its DKIM key).
 
 - ``POST /domains`` (201): add a domain; its DKIM key and the records to publish.
 - ``GET /domains``, ``GET /domains/{domain_id}``, ``DELETE /domains/{domain_id}`` (204).
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Response
 
-from tidings.api.dependencies import Ctx, JsonBody, api_router
+from tidings.api.dependencies import Admin, Ctx, JsonBody, api_router
 from tidings.services import domains
 
 router = api_router()
@@ -37,9 +38,9 @@ def get_domain(ctx: Ctx, domain_id: int) -> dict[str, Any]:
 
 
 @router.delete("/domains/{domain_id}", status_code=204, tags=["domains"])
-def delete_domain(ctx: Ctx, domain_id: int) -> Response:
-    """Forget the domain and its DKIM key; adding it again makes a new key."""
-    domains.delete(ctx, domain_id)
+def delete_domain(ctx: Ctx, actor: Admin, domain_id: int) -> Response:
+    """Forget the domain and its DKIM key; adding it again makes a new key. Admins only."""
+    domains.delete(ctx, domain_id, actor=actor)
     return Response(status_code=204)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,18 +10,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from tidings.errors import InvalidInput, TemplateSyntaxError, TidingsError
+from tidings.errors import InvalidInput, RateLimited, TemplateSyntaxError, TidingsError
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-               422: "invalid_input"}
+               422: "invalid_input", 429: "rate_limited"}
 
 
-def envelope(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+def envelope(status: int, code: str, message: str, *, retry_after: float | None = None,
+             **extra: Any) -> JSONResponse:
     error = {"code": code, "message": message}
     error.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return JSONResponse({"error": error}, status_code=status, headers=headers or None)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -39,6 +43,8 @@ def install(app: FastAPI) -> None:
             extra["field"] = exc.field
         if isinstance(exc, TemplateSyntaxError):
             extra["line"] = exc.line
+        if isinstance(exc, RateLimited):
+            extra["retry_after"] = exc.retry_after
         return envelope(exc.status, exc.code, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -13,13 +13,17 @@ the :data:`~tidings.api.dependencies.Who`).
 - ``GET /mailings/{mailing_id}/stats``: figures, rates, per step and per chain.
 - ``GET /mailings/{mailing_id}/sms-parts``: an SMS mailing's parts for its
   whole audience if it went now (encodings, parts per message, warnings).
-- ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to that
-  address; not counted, no quota.
+- ``POST /mailings/{mailing_id}/test`` ``{"email"}``: one message to a test
+  address (see :mod:`tidings.services.test_addresses`): counted against the
+  quota, 50 an hour per token.
 - ``GET /mailings/{mailing_id}/checklist`` (``?wait=`` seconds for the link
   checks, 0 to 10, default 6): ``{"ready": bool, "checks": [{"key", "level",
   "title", "message", "code", "details"}]}``; ``ready`` is false when an item
   is ``blocking``, and ``send``/``schedule`` then refuse with its ``code``
   (see :mod:`tidings.services.checklist`).
+
+Sending, scheduling, canceling, resuming, deleting and test sends are in the
+audit log under the token's name.
 """
 
 from __future__ import annotations
@@ -63,8 +67,8 @@ def patch_mailing(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
 
 
 @router.delete("/mailings/{mailing_id}", status_code=204, tags=["mailings"])
-def delete_mailing(ctx: Ctx, mailing_id: int) -> Response:
-    mailings.delete(ctx, mailing_id)
+def delete_mailing(ctx: Ctx, actor: Who, mailing_id: int) -> Response:
+    mailings.delete(ctx, mailing_id, actor=actor)
     return Response(status_code=204)
 
 
@@ -72,18 +76,18 @@ def delete_mailing(ctx: Ctx, mailing_id: int) -> Response:
 
 
 @router.post("/mailings/{mailing_id}/send", tags=["mailings"])
-def send(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
-    return mailings.send_now(ctx, mailing_id)
+def send(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+    return mailings.send_now(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/schedule", tags=["mailings"])
-def schedule(ctx: Ctx, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
-    return mailings.schedule(ctx, mailing_id, body.send_at if body else None)
+def schedule(ctx: Ctx, actor: Who, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
+    return mailings.schedule(ctx, mailing_id, body.send_at if body else None, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/cancel", tags=["mailings"])
-def cancel(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
-    return mailings.cancel(ctx, mailing_id)
+def cancel(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+    return mailings.cancel(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/resume", tags=["mailings"])
@@ -111,10 +115,12 @@ def mailing_stats(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
 
 
 @router.post("/mailings/{mailing_id}/test", tags=["mailings"])
-def test_send(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def test_send(ctx: Ctx, actor: Who, mailing_id: int, body: JsonBody) -> dict[str, Any]:
     """``{"email"}``: one rendered message of the mailing to that address, through
-    the configured transport; not counted, no quota, no message row."""
-    return test_sends.send_test(ctx, mailing_id, body)
+    the configured transport. Only to a person's address or a test address an
+    admin keeps, never to an unsubscribed or suppressed one; one message of the
+    email quota; at most 50 an hour per token (429). No message row or statistics."""
+    return test_sends.send_test(ctx, mailing_id, body, actor=actor)
 
 
 @router.get("/mailings/{mailing_id}/sms-parts", tags=["mailings"])

@@ -2,7 +2,7 @@
 
 - ``GET /quota``: any role.
 - ``POST /quota/topup`` ``{"channel", "amount"}``: admin only (403 for a
-  manager); the service checks the role of the :data:`~tidings.api.dependencies.Who`.
+  manager, before the body is looked at); recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tidings.api.dependencies import Ctx, Who, api_router
+from tidings.api.dependencies import Admin, Ctx, api_router
 from tidings.services import quotas
 
 router = api_router()
@@ -28,5 +28,5 @@ def get_quota(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/quota/topup", tags=["quota"])
-def topup(ctx: Ctx, actor: Who, body: TopupBody) -> dict[str, Any]:
+def topup(ctx: Ctx, actor: Admin, body: TopupBody) -> dict[str, Any]:
     return quotas.topup(ctx, channel=body.channel, amount=body.amount, actor=actor)

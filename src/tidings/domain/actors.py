@@ -15,8 +15,13 @@ ROLES = ("admin", "manager")
 
 @dataclass(frozen=True, kw_only=True)
 class Actor:
+    """``name`` says who in the audit log: a person's email, ``API token “NAME” (#ID)``,
+    ``TIDINGS_ADMIN_TOKEN``, ``command line (USER)`` or ``system``; ``user_id`` is
+    the person's id when a person signed in."""
+
     name: str
     role: str
+    user_id: int | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tidings.domain.actors import Actor
 from tidings.domain.domains import (
     DKIM,
     DMARC,
@@ -34,6 +35,7 @@ from tidings.domain.domains import (
 )
 from tidings.domain.reputation import Counts
 from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.services import audit
 from tidings.services.context import Context
 from tidings.store import domains as store
 from tidings.transports.dkim import encrypt_secret, generate_keypair
@@ -160,13 +162,18 @@ def list_(ctx: Context) -> list[dict[str, Any]]:
         return [to_json(ctx, row) for row in store.list_(conn)]
 
 
-def delete(ctx: Context, domain_id: int) -> None:
+def delete(ctx: Context, domain_id: int, *, actor: Actor) -> None:
     """Forget the domain and its key: its mail is no longer signed, and while
     verification is required its mailings cannot start. Adding it again makes a
-    new key (and selector) to publish. :class:`NotFound` for an unknown id."""
+    new key (and selector) to publish. Admins only (``Forbidden``);
+    :class:`NotFound` for an unknown id."""
+    actor.require_admin()
     with ctx.tx() as conn:
-        if not store.delete(conn, domain_id):
+        found = store.get(conn, domain_id)
+        if found is None or not store.delete(conn, domain_id):
             raise NotFound(f"There is no sending domain {domain_id}.", code="domain_not_found")
+        audit.record(conn, actor, "domain.delete", str(found["domain"]), {"domain_id": domain_id},
+                     at=ctx.now())
 
 
 def _check_json(check: RecordCheck) -> dict[str, Any]:

@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
 from tidings.domain import mailings as rules
-from tidings.domain.actors import Actor
+from tidings.domain.actors import SYSTEM, Actor
 from tidings.domain.conversions import normalize_conversion
 from tidings.domain.mailings import Action, Channel, Mailing, MailingStatus
 from tidings.domain.quiet_hours import normalize_quiet_hours
 from tidings.engine import lifecycle
 from tidings.errors import Conflict, InvalidInput
+from tidings.services import audit
 from tidings.services.context import Context
 from tidings.store import mailings as store
 from tidings.store import packages, templates
@@ -215,29 +216,40 @@ def check_ready(conn: sa.Connection, ctx: Context, mailing: Mailing) -> None:
     lifecycle.check_ready(SqlTransaction(conn), ctx.policy, mailing)
 
 
-def send_now(ctx: Context, mailing_id: int) -> dict[str, Any]:
+def _audit(conn: sa.Connection, ctx: Context, actor: Actor, action: str, mailing: Mailing,
+           **detail: Any) -> None:
+    audit.record(conn, actor, action, f"mailing {mailing.id} “{mailing.name}”",
+                 {"mailing_id": mailing.id, **detail}, at=ctx.now())
+
+
+def send_now(ctx: Context, mailing_id: int, *, actor: Actor = SYSTEM) -> dict[str, Any]:
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         if mailing.is_later_step:
             raise Conflict("A later chain step is sent by its chain, after the step before it.",
                            code="chain_step")
         lifecycle.start(SqlTransaction(conn), ctx.policy, mailing, Action.SEND, now=ctx.now())
+        _audit(conn, ctx, actor, "mailing.send", mailing)
         return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
-def schedule(ctx: Context, mailing_id: int, send_at: datetime | None) -> dict[str, Any]:
+def schedule(ctx: Context, mailing_id: int, send_at: datetime | None, *,
+             actor: Actor = SYSTEM) -> dict[str, Any]:
     """See :func:`tidings.engine.lifecycle.schedule`."""
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         lifecycle.schedule(SqlTransaction(conn), ctx.policy, mailing, send_at, now=ctx.now())
-        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
+        scheduled = _load(conn, mailing_id)
+        _audit(conn, ctx, actor, "mailing.schedule", mailing, send_at=_iso(scheduled.send_at))
+        return to_json(conn, scheduled, now=ctx.now())
 
 
-def cancel(ctx: Context, mailing_id: int) -> dict[str, Any]:
+def cancel(ctx: Context, mailing_id: int, *, actor: Actor = SYSTEM) -> dict[str, Any]:
     """See :func:`tidings.engine.lifecycle.cancel`."""
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         lifecycle.cancel(SqlTransaction(conn), mailing, now=ctx.now())
+        _audit(conn, ctx, actor, "mailing.cancel", mailing, was=mailing.status.value)
         return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
@@ -246,6 +258,8 @@ def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         lifecycle.resume(SqlTransaction(conn), mailing, is_admin=actor.is_admin, now=ctx.now())
+        _audit(conn, ctx, actor, "mailing.resume", mailing,
+               interrupted=mailing.interrupt_code or mailing.status.value)
         return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
@@ -275,7 +289,7 @@ def copy(ctx: Context, mailing_id: int) -> dict[str, Any]:
         return to_json(conn, _load(conn, first_id), now=ctx.now())
 
 
-def delete(ctx: Context, mailing_id: int) -> None:
+def delete(ctx: Context, mailing_id: int, *, actor: Actor = SYSTEM) -> None:
     """Delete a draft, or a later chain step without statistics, and the steps after it."""
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
@@ -290,6 +304,7 @@ def delete(ctx: Context, mailing_id: int) -> None:
         if any(store.has_messages(conn, sid) for sid in later):
             raise Conflict("A later step of this chain already has statistics.", code="not_deletable")
         store.delete(conn, [mailing_id, *later])
+        _audit(conn, ctx, actor, "mailing.delete", mailing, later_steps=later)
 
 
 def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from tidings.domain.actors import Actor
 from tidings.errors import InvalidInput
+from tidings.services import audit
 from tidings.services.context import Context
 from tidings.store import quotas as store
 
@@ -23,5 +24,7 @@ def topup(ctx: Context, *, channel: str, amount: Any, actor: Actor) -> dict[str,
         raise InvalidInput("amount must be a positive whole number.", field="amount",
                            manager_message="Give a whole number of messages, 1 or more.")
     with ctx.tx() as conn:
-        store.topup(conn, channel, amount)
+        balance = store.topup(conn, channel, amount)
+        audit.record(conn, actor, "quota.topup", f"{channel} quota",
+                     {"channel": channel, "amount": amount, "balance": balance}, at=ctx.now())
     return get_quota(ctx)

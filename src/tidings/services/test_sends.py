@@ -1,9 +1,11 @@
-"""Test sends: one rendered message to an address of the manager's choosing.
+"""Test sends: one rendered message to a test address.
 
-A test message goes through the configured transport but is counted nowhere:
-no message row, no quota, no statistics; its tracking links work and record
-nothing (they carry :data:`~tidings.domain.tracking.TEST_MESSAGE_ID`). It is
-DKIM-signed like the mailing's own messages when its domain has a key.
+Who a test may go to, how many an actor may send, and the quota it takes are
+the rules of :mod:`tidings.services.test_addresses`; each test sent is in the
+audit log. Otherwise a test message is counted nowhere: no message row, no
+statistics; its tracking links work and record nothing (they carry
+:data:`~tidings.domain.tracking.TEST_MESSAGE_ID`). It is DKIM-signed like the
+mailing's own messages when its domain has a key.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from tidings.domain.actors import Actor
 from tidings.domain.conversions import utm_tags
 from tidings.domain.mailings import Channel, Mailing, MailingStatus
 from tidings.domain.messages import Recipient, recipient_of, sample_recipient
@@ -20,6 +23,7 @@ from tidings.domain.tracking import TEST_MESSAGE_ID
 from tidings.engine import lifecycle
 from tidings.engine.render import EmailRenderer, renderer_for
 from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.services import audit, test_addresses
 from tidings.services.context import Context
 from tidings.store import customers as customer_store
 from tidings.store import mailings as mailing_store
@@ -30,10 +34,12 @@ from tidings.transports.factory import make_transport
 from tidings.transports.mime import MessageFactory
 
 
-def send_test(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any]:
-    """Send one rendered message of an email mailing to ``data["email"]``.
+def send_test(ctx: Context, mailing_id: int, data: dict[str, Any], *, actor: Actor) -> dict[str, Any]:
+    """Send one rendered message of an email mailing to ``data["email"]``, a test
+    address (:func:`tidings.services.test_addresses.admit`).
 
     The message is the mailing's own (template, sender, UTM tags). Raises
+    what ``admit`` raises,
     ``InvalidInput`` (bad address, SMS mailing, the mailing is not ready),
     ``NotFound``, ``Conflict(code="domain_not_verified")`` like a real send,
     and ``Conflict(code="test_send_failed")`` when the server refused or could
@@ -50,13 +56,17 @@ def send_test(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, 
             raise InvalidInput("Test sends are for email mailings.", field="email")
         lifecycle.check_ready(SqlTransaction(conn), ctx.policy, mailing)
     sent = _send(ctx, mailing=mailing, label=str(mailing.id), header_mailing_id=str(mailing.id),
-                 to=address, customer_id=None, field="email", headers={})
+                 to=address, customer_id=None, field="email", headers={}, actor=actor,
+                 audit_as=("mailing.test_send", f"mailing {mailing.id} “{mailing.name}”",
+                           {"mailing_id": mailing.id}))
     return {"sent": True, "email": sent["email"], "mailing_id": mailing_id,
             "transport": sent["transport"]}
 
 
-def send_template_test(ctx: Context, template_id: int, *, to: str, customer_id: int | None) -> None:
-    """Send the saved email template to the address ``to``, once, as a test.
+def send_template_test(ctx: Context, template_id: int, *, to: str, customer_id: int | None,
+                       actor: Actor) -> None:
+    """Send the saved email template to the address ``to``, a test address
+    (:func:`tidings.services.test_addresses.admit`), once, as a test.
 
     It comes from the default sender (``default_from_email``), rendered for
     ``customer_id``, else for the customer with that address, else for the
@@ -80,12 +90,17 @@ def send_template_test(ctx: Context, template_id: int, *, to: str, customer_id: 
                      status=MailingStatus.DRAFT, template_id=template_id, from_email=from_email,
                      from_name=ctx.settings.default_from_name)
     _send(ctx, mailing=sender, label=f"template-{template_id}", header_mailing_id="test", to=to,
-          customer_id=customer_id, field="to", headers={"X-Tidings-Template": str(template_id)})
+          customer_id=customer_id, field="to", headers={"X-Tidings-Template": str(template_id)},
+          actor=actor, audit_as=("template.test_send", f"template {template_id} “{template.name}”",
+                                 {"template_id": template_id}))
 
 
 def _send(ctx: Context, *, mailing: Mailing, label: str, header_mailing_id: str, to: str,
-          customer_id: int | None, field: str, headers: dict[str, str]) -> dict[str, str]:
-    """Send one test message of ``mailing``'s email template to the address ``to``.
+          customer_id: int | None, field: str, headers: dict[str, str], actor: Actor,
+          audit_as: tuple[str, str, dict[str, Any]]) -> dict[str, str]:
+    """Send one test message of ``mailing``'s email template to the address ``to``,
+    admitted by :func:`~tidings.services.test_addresses.admit` and recorded in
+    the audit log as ``audit_as`` (action, subject, detail).
 
     Personalised for ``customer_id`` when given, else for the customer with
     the address ``to`` if there is one, else for the sample customer. Returns
@@ -109,15 +124,24 @@ def _send(ctx: Context, *, mailing: Mailing, label: str, header_mailing_id: str,
     recipient = recipient_of(customer, address=address) if customer else sample_recipient(address)
     envelope = _envelope(renderer, recipient=recipient, label=label,
                          header_mailing_id=header_mailing_id, headers=headers)
+    with ctx.tx() as conn:
+        test_addresses.admit(conn, ctx, address, actor=actor, field=field)
     transport = make_transport(ctx.settings.smtp_url, connections=1, timeout=ctx.settings.smtp_timeout)
     try:
         (outcome,) = transport.send([envelope])
+    except BaseException:
+        test_addresses.give_back(ctx)
+        raise
     finally:
         transport.close()
     if outcome.result is not Result.SENT:
+        test_addresses.give_back(ctx)
         reply = " ".join(str(p) for p in (outcome.code, outcome.detail) if p) or outcome.result.value
         raise Conflict(f"The test message to {address} was not sent: {reply}.",
                        code="test_send_failed")
+    action, subject, detail = audit_as
+    with ctx.tx() as conn:
+        audit.record(conn, actor, action, subject, detail | {"to": address}, at=ctx.now())
     return {"email": address, "transport": transport.description}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,17 +12,35 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def _make_private(database: str | None) -> None:
+    """Make a SQLite file and its ``-wal``/``-shm`` readable by their owner only: the
+    database holds the secret key that signs sessions and encrypts DKIM keys."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    for path in (database, database + "-wal", database + "-shm"):
+        try:
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:  # not ours to change (another user's file)
+            pass
+
+
 def make_engine(url: str, **kwargs: object) -> sa.Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys, and
+    its files are made private (0600) on every new connection."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
+        database = sa.engine.make_url(url).database
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             # Let SQLAlchemy, not pysqlite, issue BEGIN, so that writers take the
             # lock up front (BEGIN IMMEDIATE) instead of failing on upgrade.
+            _make_private(database)  # before WAL makes -wal and -shm, which copy its mode
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -29,6 +48,7 @@ def make_engine(url: str, **kwargs: object) -> sa.Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            _make_private(database)
 
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]

@@ -78,6 +78,70 @@ users = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
 
+# A signed-in browser session; the cookie holds a random token whose SHA-256 is
+# ``token_hash``. Sign-out deletes the row; removing a person, changing a role or
+# resetting a password revokes every row of that person.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+)
+
+# Failed sign-ins per email address typed (whether or not such a person exists, so
+# that a lockout tells nothing about who has an account).
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failed_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("locked_until", UtcDateTime),
+)
+
+# One-time links to choose a new password (only the token's SHA-256 is kept).
+password_resets = sa.Table(
+    "password_resets",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("used_at", UtcDateTime),
+)
+
+# Addresses an admin allows test sends to, besides those of the people who sign in.
+test_addresses = sa.Table(
+    "test_addresses",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("address", sa.String(320), nullable=False, unique=True),
+    sa.Column("added_by", sa.String(400), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Who did what: sends, schedules, cancels, resumes, deletions, erasures, top-ups,
+# people and roles, tokens, test sends. Written in the transaction of the change.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(400), nullable=False),
+    sa.Column("actor_role", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(48), nullable=False),
+    sa.Column("subject", sa.String(400), nullable=False),
+    sa.Column("detail", Json),
+    # Serves "test sends by this actor in the last hour".
+    sa.Index("ix_audit_log_actor_action_at", "actor", "action", "at"),
+)
+
 customers = sa.Table(
     "customers",
     metadata,

@@ -18,10 +18,17 @@ def add_token(conn: sa.Connection, *, name: str, role: str, token_hash: str, now
     return int(key[0])
 
 
-def token_role(conn: sa.Connection, token_hash: str) -> str | None:
-    return conn.execute(
-        sa.select(api_tokens.c.role).where(api_tokens.c.token_hash == token_hash)
-    ).scalar_one_or_none()
+def token_by_hash(conn: sa.Connection, token_hash: str) -> dict[str, Any] | None:
+    """``{"id", "name", "role"}`` of the token with that hash, or None."""
+    row = conn.execute(sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role)
+                       .where(api_tokens.c.token_hash == token_hash)).first()
+    return dict(row._mapping) if row else None
+
+
+def get_token(conn: sa.Connection, token_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role)
+                       .where(api_tokens.c.id == token_id)).first()
+    return dict(row._mapping) if row else None
 
 
 def list_tokens(conn: sa.Connection) -> list[dict[str, Any]]:

@@ -17,7 +17,17 @@ from fastapi.responses import FileResponse
 
 from tidings.services.context import Context
 from tidings.web.routing import route_class
-from tidings.web.views import auth, checklist, customers, domains, mailings, quota, segments, templates
+from tidings.web.views import (
+    auth,
+    checklist,
+    customers,
+    domains,
+    mailings,
+    people,
+    quota,
+    segments,
+    templates,
+)
 
 STATIC = Path(__file__).with_name("static")
 MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
@@ -53,6 +63,7 @@ def build_web_router(ctx: Context) -> APIRouter:
     r = APIRouter(route_class=route_class(ctx), include_in_schema=False)
     r.include_router(_static_router())
     auth.add_routes(r, ctx)
+    people.add_routes(r, ctx)
     customers.add_routes(r, ctx)
     segments.add_routes(r, ctx)
     templates.add_routes(r, ctx)

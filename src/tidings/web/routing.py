@@ -1,16 +1,21 @@
 """The plumbing every page shares: session loading, CSRF, rendering and errors.
 
 :func:`route_class` makes the :class:`~fastapi.routing.APIRoute` subclass used
-by every web route. Around each handler it loads the signed session, refuses a
+by every web route. Around each handler it loads the signed session cookie and
+the server-side session its token names (:func:`tidings.services.sessions.resolve`:
+a cookie whose session ended, or whose person is gone, is signed out), refuses a
 POST without the session's CSRF token, turns :class:`SignInRequired` into a
 redirect to the sign-in page, any other :class:`TidingsError` and a path or
 query parameter FastAPI cannot parse into an HTML error page (the API's JSON
 error handlers never see a web route's error), and writes the session cookie
-back when it changed.
+back when it changed: HttpOnly, SameSite=Lax, and Secure when the request came
+over https (:func:`tidings.web.security.is_https`). Security headers are set
+on every response by :class:`tidings.web.security.SecurityHeaders`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,19 +34,16 @@ from starlette.requests import ClientDisconnect
 
 from tidings import __version__
 from tidings.domain.actors import Actor
-from tidings.errors import Forbidden, InvalidInput, TemplateSyntaxError, TidingsError
+from tidings.errors import Forbidden, InvalidInput, RateLimited, TemplateSyntaxError, TidingsError
+from tidings.services import sessions as server_sessions
 from tidings.services.context import Context
 from tidings.web import session as sessions
+from tidings.web.security import is_https
 from tidings.web.session import Session
 from tidings.web.wording import say
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-SECURITY_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 
 
 class SignInRequired(Exception):
@@ -169,8 +171,12 @@ def _to_sign_in(request: Request) -> Response:
 
 
 def _error_page(request: Request, exc: TidingsError) -> Response:
-    title = {404: "Not found", 403: "Not allowed"}.get(exc.status, "Something is wrong")
-    return render(request, "error.html", status_code=exc.status, message=say(exc), title=title)
+    title = {404: "Not found", 403: "Not allowed", 429: "Too many attempts"}.get(
+        exc.status, "Something is wrong")
+    response = render(request, "error.html", status_code=exc.status, message=say(exc), title=title)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 def _bad_request_page(request: Request, exc: RequestValidationError) -> Response:
@@ -197,6 +203,18 @@ async def _check_csrf(request: Request, current: Session) -> None:
         raise CsrfFailed()
 
 
+async def _load_session(ctx: Context, request: Request, secret: bytes) -> tuple[Session | None, Session]:
+    """The session as the cookie has it (None without a valid cookie), and as it
+    stands: signed in as the person its token names while that session is valid."""
+    loaded = sessions.load(request.cookies.get(sessions.cookie_name(secret)), secret)
+    current = loaded or Session()
+    if current.token is not None:
+        person = await run_in_threadpool(server_sessions.resolve, ctx, current.token)
+        current = (current.as_person(email=person.email, role=person.role, user_id=person.user_id)
+                   if person else current.signed_out())
+    return loaded, current
+
+
 def route_class(ctx: Context) -> type[APIRoute]:
     """The route class of the web router, bound to ``ctx`` for the session key."""
 
@@ -207,8 +225,7 @@ def route_class(ctx: Context) -> type[APIRoute]:
             async def handle(request: Request) -> Response:
                 secret: bytes = await run_in_threadpool(lambda: ctx.secret)
                 cookie = sessions.cookie_name(secret)
-                loaded = sessions.load(request.cookies.get(cookie), secret)
-                start = loaded or Session()
+                loaded, start = await _load_session(ctx, request, secret)
                 set_session(request, start)
                 try:
                     if request.method == "POST":
@@ -227,12 +244,11 @@ def route_class(ctx: Context) -> type[APIRoute]:
                 except ClientDisconnect:  # the browser left (e.g. navigated away mid-htmx)
                     return Response(status_code=400)
                 final = session_of(request)
-                if loaded is None or final != loaded:
+                if loaded is None or final.stored() != loaded.stored():
                     response.set_cookie(cookie, sessions.dump(final, secret),
-                                        max_age=sessions.MAX_AGE, httponly=True, samesite="lax",
-                                        path="/")
-                for key, value in SECURITY_HEADERS.items():
-                    response.headers.setdefault(key, value)
+                                        max_age=int(ctx.settings.session_lifetime), httponly=True,
+                                        samesite="lax", path="/",
+                                        secure=is_https(request.scope, ctx.settings))
                 return response
 
             return handle

@@ -1,23 +1,25 @@
-"""Sign-in, sign-out, and the admins' pages for people and API tokens."""
+"""Sign-in, sign-out, and the page where a reset link leads to choose a new password.
+
+Sign-in starts a server-side session (:mod:`tidings.services.sessions`) and
+puts its token in the cookie with a fresh CSRF token; sign-out deletes it. A
+wrong password says so; too many for one address lock it for a while and say
+for how long (:func:`tidings.services.users.sign_in`); too many failures from
+one network are refused before they reach the password check
+(:mod:`tidings.api.rate_limits`).
+"""
 
 from __future__ import annotations
+
+import math
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from tidings.errors import TidingsError, Unauthorized
-from tidings.services import tokens, users
+from tidings.errors import RateLimited, TidingsError, Unauthorized
+from tidings.services import sessions as server_sessions
+from tidings.services import users
 from tidings.services.context import Context
-from tidings.web.routing import (
-    Admin,
-    Form,
-    field_errors,
-    flash,
-    redirect,
-    render,
-    session_of,
-    set_session,
-)
+from tidings.web.routing import Form, field_errors, flash, redirect, render, session_of, set_session
 from tidings.web.session import Session
 from tidings.web.wording import say
 
@@ -42,64 +44,57 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
 
     @r.post("/sign-in")
     def sign_in(request: Request, form: Form) -> Response:
-        email, password = str(form.get("email", "")), str(form.get("password", ""))
+        email, password = str(form.get("email", ""))[:320], str(form.get("password", ""))[:1024]
         next_ = str(form.get("next", ""))
         try:
             actor = users.sign_in(ctx, email=email, password=password)
-        except Unauthorized as exc:
-            return render(request, "sign_in.html", status_code=401, next=next_, email=email,
-                          errors={"_": say(exc)})
-        set_session(request, session_of(request).signed_in(email=actor.name, role=actor.role))
+        except (Unauthorized, RateLimited) as exc:
+            response = render(request, "sign_in.html", status_code=exc.status, next=next_,
+                              email=email, errors={"_": say(exc)})
+            if isinstance(exc, RateLimited):
+                response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
+        assert actor.user_id is not None
+        current = session_of(request)
+        server_sessions.end(ctx, current.token)  # one browser, one session
+        token = server_sessions.start(ctx, user_id=actor.user_id)
+        set_session(request, current.signed_in(token=token, email=actor.name, role=actor.role,
+                                               user_id=actor.user_id))
         return redirect(_safe_next(next_))
 
     @r.post("/sign-out")
     def sign_out(request: Request) -> Response:
+        server_sessions.end(ctx, session_of(request).token)
         set_session(request, Session())
         flash(request, "You are signed out.")
         return redirect("/sign-in")
 
-    def people(request: Request, *, status: int = 200, errors: dict[str, str] | None = None,
-               values: dict[str, str] | None = None, token: dict[str, str] | None = None) -> Response:
-        return render(request, "people.html", status_code=status, errors=errors or {},
-                      values=values or {}, token=token, users=users.list_users(ctx),
-                      tokens=tokens.list_tokens(ctx))
-
-    @r.get("/admin/people")
-    def people_page(request: Request, actor: Admin) -> Response:
-        return people(request)
-
-    @r.post("/admin/people")
-    def create_person(request: Request, actor: Admin, form: Form) -> Response:
-        values = {k: str(form.get(k, "")) for k in ("email", "password", "role")}
+    @r.get("/reset/{token}")
+    def reset_page(request: Request, token: str) -> Response:
         try:
-            users.create_user(ctx, email=values["email"], password=values["password"],
-                             role=values["role"] or "manager")
+            email = users.reset_link_email(ctx, token)
         except TidingsError as exc:
-            return people(request, status=exc.status, errors=field_errors(exc),
-                          values=values | {"password": ""})
-        flash(request, f"{values['email'].strip().lower()} can now sign in as {values['role']}.")
-        return redirect("/admin/people")
+            return render(request, "error.html", status_code=exc.status, title="This link does not work",
+                          message=say(exc))
+        return render(request, "reset.html", email=email, errors={})
 
-    @r.post("/admin/tokens")
-    def create_token(request: Request, actor: Admin, form: Form) -> Response:
-        name, role = str(form.get("name", "")).strip(), str(form.get("role", "manager"))
-        if not name:
-            message = "Give the token a name, e.g. the shop's export job."
-            return people(request, status=422, values={"token_name": name},
-                          errors={"token_name": message})
+    @r.post("/reset/{token}")
+    def choose_password(request: Request, token: str, form: Form) -> Response:
+        password, again = str(form.get("password", "")), str(form.get("password_again", ""))
         try:
-            token = tokens.create_token(ctx, name=name, role=role)
+            email = users.reset_link_email(ctx, token)
         except TidingsError as exc:
-            return people(request, status=exc.status, errors=field_errors(exc),
-                          values={"token_name": name})
-        return people(request, token={"name": name, "role": role, "value": token})
-
-    @r.post("/admin/tokens/{token_id}/revoke")
-    def revoke_token(request: Request, actor: Admin, token_id: int) -> Response:
+            return render(request, "error.html", status_code=exc.status, title="This link does not work",
+                          message=say(exc))
+        if password != again:
+            return render(request, "reset.html", status_code=422, email=email,
+                          errors={"password_again": "The two passwords differ: type the same twice."})
         try:
-            tokens.revoke_token(ctx, token_id)
+            users.choose_password(ctx, token, password=password)
         except TidingsError as exc:
-            flash(request, say(exc), "error")
-        else:
-            flash(request, "The token is revoked: requests with it are now refused.")
-        return redirect("/admin/people")
+            return render(request, "reset.html", status_code=exc.status, email=email,
+                          errors=field_errors(exc))
+        server_sessions.end(ctx, session_of(request).token)
+        set_session(request, Session())
+        flash(request, f"Your new password is set: sign in with {email} and it.")
+        return redirect("/sign-in")

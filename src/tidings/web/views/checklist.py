@@ -58,7 +58,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         to = str(form.get("email", "")).strip()
         in_dialog = bool(request.headers.get("hx-request"))
         try:
-            sent = test_sends.send_test(ctx, mailing_id, {"email": to})
+            sent = test_sends.send_test(ctx, mailing_id, {"email": to}, actor=actor)
         except TidingsError as exc:
             if in_dialog:
                 return render(request, "_test_result.html", fragment=True, ok=False, message=say(exc))

@@ -251,7 +251,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
 
     @r.post("/mailings/{mailing_id}/send")
     def send_now(request: Request, actor: Who, mailing_id: int) -> Response:
-        return act(request, mailing_id, lambda: mailings.send_now(ctx, mailing_id),
+        return act(request, mailing_id, lambda: mailings.send_now(ctx, mailing_id, actor=actor),
                    "Sending {name} has started.")
 
     @r.post("/mailings/{mailing_id}/schedule")
@@ -261,7 +261,8 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         try:
             # a later chain step without a time goes at its chain time
             mailing = mailings.schedule(ctx, mailing_id,
-                                        None if later_step and not local else _aware(local, tz))
+                                        None if later_step and not local else _aware(local, tz),
+                                        actor=actor)
         except InvalidInput as exc:
             return mailing_page(request, mailing_id, status=422,
                                 errors={"schedule": field_errors(exc)},
@@ -275,7 +276,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
 
     @r.post("/mailings/{mailing_id}/cancel")
     def cancel(request: Request, actor: Who, mailing_id: int) -> Response:
-        return act(request, mailing_id, lambda: mailings.cancel(ctx, mailing_id),
+        return act(request, mailing_id, lambda: mailings.cancel(ctx, mailing_id, actor=actor),
                    "{name} is now {status_label}.")
 
     @r.post("/mailings/{mailing_id}/resume")
@@ -292,7 +293,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     def delete(request: Request, actor: Who, mailing_id: int) -> Response:
         name = mailings.get(ctx, mailing_id)["name"]
         try:
-            mailings.delete(ctx, mailing_id)
+            mailings.delete(ctx, mailing_id, actor=actor)
         except TidingsError as exc:
             flash(request, say(exc), "error")
             return redirect(f"/mailings/{mailing_id}")

@@ -176,7 +176,8 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         to = str(form.get("to", "")).strip()
         try:
             customer_id = _customer_id(ctx, str(form.get("customer", "")))
-            test_sends.send_template_test(ctx, template_id, to=to, customer_id=customer_id)
+            test_sends.send_template_test(ctx, template_id, to=to, customer_id=customer_id,
+                                          actor=actor)
         except TidingsError as exc:
             template = template_service.get_template(ctx, template_id)
             errors = field_errors(exc)

@@ -29,6 +29,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
     )
+    op.create_table('audit_log',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=400), nullable=False),
+    sa.Column('actor_role', sa.String(length=16), nullable=False),
+    sa.Column('action', sa.String(length=48), nullable=False),
+    sa.Column('subject', sa.String(length=400), nullable=False),
+    sa.Column('detail', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
+    )
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_log_actor_action_at', ['actor', 'action', 'at'], unique=False)
+
     op.create_table('customers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('external_id', sa.String(length=255), nullable=True),
@@ -124,6 +137,16 @@ def upgrade() -> None:
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments'))
     )
+    op.create_table('sign_in_failures',
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failed_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('email', name=op.f('pk_sign_in_failures'))
+    )
+    with op.batch_alter_table('sign_in_failures', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sign_in_failures_last_failed_at'), ['last_failed_at'], unique=False)
+
     op.create_table('sms_receipts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('remote_id', sa.String(length=64), nullable=False),
@@ -158,6 +181,14 @@ def upgrade() -> None:
     sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_templates'))
+    )
+    op.create_table('test_addresses',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('address', sa.String(length=320), nullable=False),
+    sa.Column('added_by', sa.String(length=400), nullable=False),
+    sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_test_addresses')),
+    sa.UniqueConstraint('address', name=op.f('uq_test_addresses_address'))
     )
     op.create_table('users',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -214,6 +245,35 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('mailings', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_mailings_status'), ['status'], unique=False)
+
+    op.create_table('password_resets',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_password_resets_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_password_resets')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_password_resets_token_hash'))
+    )
+    with op.batch_alter_table('password_resets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_password_resets_user_id'), ['user_id'], unique=False)
+
+    op.create_table('sessions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_sessions_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sessions')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_sessions_token_hash'))
+    )
+    with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sessions_user_id'), ['user_id'], unique=False)
 
     op.create_table('messages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -312,11 +372,20 @@ def downgrade() -> None:
         batch_op.drop_index('ix_messages_customer')
 
     op.drop_table('messages')
+    with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sessions_user_id'))
+
+    op.drop_table('sessions')
+    with op.batch_alter_table('password_resets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_password_resets_user_id'))
+
+    op.drop_table('password_resets')
     with op.batch_alter_table('mailings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mailings_status'))
 
     op.drop_table('mailings')
     op.drop_table('users')
+    op.drop_table('test_addresses')
     op.drop_table('templates')
     op.drop_table('suppressions')
     with op.batch_alter_table('sms_receipts', schema=None) as batch_op:
@@ -324,6 +393,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sms_receipts_received_at'))
 
     op.drop_table('sms_receipts')
+    with op.batch_alter_table('sign_in_failures', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sign_in_failures_last_failed_at'))
+
+    op.drop_table('sign_in_failures')
     op.drop_table('segments')
     op.drop_table('quotas')
     with op.batch_alter_table('orders', schema=None) as batch_op:
@@ -342,5 +415,9 @@ def downgrade() -> None:
     op.drop_table('feedback_events')
     op.drop_table('domains')
     op.drop_table('customers')
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_log_actor_action_at')
+
+    op.drop_table('audit_log')
     op.drop_table('api_tokens')
     
