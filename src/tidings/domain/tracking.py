@@ -23,8 +23,10 @@ Purposes (:data:`PURPOSES`):
     :func:`sign_short`: the links of an SMS, where every character costs. The
     message id and a link number as variable-length integers and a MAC of
     :data:`SHORT_MAC_BYTES` (64 bits: guessing one takes 2**63 requests on
-    average), url-safe base64: 14 to 20 characters. The link's URL is not in
-    it; the number names a link stored for the mailing.
+    average), url-safe base64: 14 to 20 characters for message ids below
+    2**35 and link numbers below 128 (every real mailing), 30 at the very
+    most. The link's URL is not in it; the number names a link stored for
+    the mailing.
 
 Pure: standard library only.
 """
