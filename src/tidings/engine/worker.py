@@ -18,7 +18,13 @@ The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
   30 s) for ``TIDINGS_SMTP_RETRY_FOR`` seconds, then ``technical_error``;
 - **guard**: after each group the reputation verdict may interrupt it;
 - **cancel**: a started package is finished even if its mailing is canceled;
-  closing the last one completes the cancel.
+  closing the last one completes the cancel;
+- **template**: each render is bounded by the template's rendering budget; a
+  message whose render fails (over the budget for this customer's data, or
+  any other error) fails alone, and a template that cannot be compiled or
+  goes over the budget for the sample customer (so for everyone) interrupts
+  the mailing with ``technical_error`` naming the problem before anything of
+  the package is sent.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from tidings.domain.reputation import verdict
 from tidings.engine import lifecycle, scheduler
 from tidings.engine.ports import Store
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
-from tidings.errors import TidingsError
+from tidings.errors import InvalidInput, TidingsError
 from tidings.transports.base import Envelope, Outcome, Result, Transport
 
 log = logging.getLogger("tidings.worker")
@@ -184,6 +190,7 @@ class Worker:
             with self.store.transaction() as tx:
                 renderer = renderer_for(tx, mailing, secret=self.secret,
                                         public_url=self.settings.public_url)
+            renderer.check_budget()
             self._renderers[mailing.id] = renderer
         return renderer
 
@@ -201,7 +208,12 @@ class Worker:
         with self.store.transaction() as tx:
             mailing = tx.mailing(package.mailing_id)
         assert mailing is not None
-        renderer = self._renderer(mailing)
+        try:
+            renderer = self._renderer(mailing)
+        except InvalidInput as exc:  # the template is broken for everyone
+            self._stop(package, mailing, InterruptCode.TECHNICAL_ERROR,
+                       f"The template cannot be sent: {exc.message} Fix the template, then resume.")
+            return
         transport = self.transport_for(mailing.channel)
         if transport is None:
             self._stop(package, mailing, InterruptCode.TECHNICAL_ERROR,
@@ -347,6 +359,7 @@ class Worker:
 
     def _stop(self, package: Package, mailing: Mailing, code: InterruptCode, message: str) -> None:
         """Release the package (its quota reservation too) and interrupt the mailing."""
+        self._renderers.pop(mailing.id, None)  # resumed, it renders the template as it is then
         now = self.clock()
         with self.store.transaction() as tx:
             tx.mailing(mailing.id, lock=True)

@@ -17,12 +17,16 @@ from tidings.domain import mailings as rules
 from tidings.domain.actors import Actor
 from tidings.domain.conversions import normalize_conversion
 from tidings.domain.mailings import Action, Channel, Mailing, MailingStatus
+from tidings.domain.messages import recipient_of
 from tidings.engine import lifecycle
+from tidings.engine.render import renderer_for
 from tidings.errors import Conflict, InvalidInput
 from tidings.services.context import Context
+from tidings.store import customers as customer_store
 from tidings.store import mailings as store
 from tidings.store import packages, templates
 from tidings.store import segments as segment_store
+from tidings.store.audience import audience_where
 from tidings.store.sending import SqlTransaction
 
 EDITABLE = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
@@ -202,12 +206,36 @@ def check_ready(conn: sa.Connection, ctx: Context, mailing: Mailing) -> None:
     lifecycle.check_ready(SqlTransaction(conn), ctx.policy, mailing)
 
 
+def check_template_budget(conn: sa.Connection, ctx: Context, mailing: Mailing) -> None:
+    """Render the mailing's message once for the sample customer and once for
+    the first customer of its audience; raise ``InvalidInput(code=
+    "template_too_costly", field="template_id")`` if either goes over the
+    template's rendering budget (every message would). Does nothing for a
+    mailing that is not startable or not complete: the lifecycle says why."""
+    if mailing.status not in (MailingStatus.DRAFT, MailingStatus.SCHEDULED) or mailing.template_id is None \
+            or (mailing.channel is Channel.EMAIL and not mailing.from_email) \
+            or (mailing.segment_id is None and not mailing.is_later_step):
+        return
+    renderer = renderer_for(SqlTransaction(conn), mailing, secret=ctx.secret,
+                            public_url=ctx.settings.public_url)
+    first = customer_store.first_matching(conn, audience_where(conn, mailing))
+    try:
+        renderer.check_budget()
+        if first is not None:
+            renderer.check_budget(recipient_of(first))
+    except InvalidInput as exc:
+        raise InvalidInput(f"Template {mailing.template_id} cannot be sent: {exc.message}",
+                           code=exc.code, field="template_id",
+                           manager_message=f"Its template cannot be sent: {exc.message}") from exc
+
+
 def send_now(ctx: Context, mailing_id: int) -> dict[str, Any]:
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
         if mailing.is_later_step:
             raise Conflict("A later chain step is sent by its chain, after the step before it.",
                            code="chain_step")
+        check_template_budget(conn, ctx, mailing)
         lifecycle.start(SqlTransaction(conn), ctx.policy, mailing, Action.SEND, now=ctx.now())
         return to_json(conn, _load(conn, mailing_id))
 
@@ -216,6 +244,7 @@ def schedule(ctx: Context, mailing_id: int, send_at: datetime | None) -> dict[st
     """See :func:`tidings.engine.lifecycle.schedule`."""
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
+        check_template_budget(conn, ctx, mailing)
         lifecycle.schedule(SqlTransaction(conn), ctx.policy, mailing, send_at, now=ctx.now())
         return to_json(conn, _load(conn, mailing_id))
 

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tidings.domain.messages import Recipient, recipient_of, sample_recipient
-from tidings.domain.templates import compile_email, compile_sms
+from tidings.domain.templates import CompiledEmail, CompiledSms, compile_email, compile_sms
 from tidings.errors import InvalidInput, NotFound
 from tidings.services.context import Context
 from tidings.store import customers as customer_store
@@ -38,15 +38,30 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
         if not (values.get("html") or "").strip() and not (values.get("text") or "").strip():
             raise InvalidInput("An email template needs html or text.", field="html",
                                manager_message="An email template needs HTML or a plain-text part.")
-        compile_email(subject=values["subject"], html=values.get("html") or "", text=values.get("text"))
+        compiled: CompiledEmail | CompiledSms = compile_email(
+            subject=values["subject"], html=values.get("html") or "", text=values.get("text"))
     elif channel == "sms":
         if not (values.get("text") or "").strip():
             raise InvalidInput("An SMS template needs text.", field="text")
-        compile_sms(text=values["text"])
+        compiled = compile_sms(text=values["text"])
         values = {**values, "subject": None, "html": None}
     else:
         raise InvalidInput("channel must be email or sms.", field="channel")
+    _check_budget(compiled)
     return {**values, "channel": channel, "name": values["name"].strip()}
+
+
+def _check_budget(compiled: CompiledEmail | CompiledSms) -> None:
+    """A template that goes over its rendering budget for the sample customer
+    would for every customer: refused when it is saved. Other render errors
+    depend on the customer's data, and are shown by the preview."""
+    try:
+        compiled.render({"customer": sample_recipient().customer_context(),
+                         "unsubscribe_url": "https://example.invalid/u/x",
+                         "mailing": {"id": None, "name": "Preview"}})
+    except InvalidInput as exc:
+        if exc.code == "template_too_costly":
+            raise
 
 
 def create_template(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:

@@ -128,6 +128,12 @@ def search(conn: sa.Connection, *, query: str | None, limit: int, offset: int) -
     return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
+def first_matching(conn: sa.Connection, where: sa.ColumnElement[bool]) -> dict[str, Any] | None:
+    """The customer with the smallest id among those matching ``where``, or None."""
+    row = conn.execute(sa.select(customers).where(where).order_by(customers.c.id).limit(1)).first()
+    return dict(row._mapping) if row else None
+
+
 def count(conn: sa.Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
 
