@@ -1,6 +1,15 @@
 """The FastAPI application: the ``/api/v1`` routers, the tracking pages, the
 web UI, ``/openapi.json`` and ``/healthz``; and, for the life of the app, the
-bounce listener and (when ``tidings serve`` runs one) the sending worker."""
+bounce listener and (when ``tidings serve`` runs one) the sending worker.
+
+There is no ``/docs`` or ``/redoc``: FastAPI serves them with scripts from a
+public CDN and an inline script, which would run on the UI's origin. The
+OpenAPI document at ``/openapi.json`` describes every route, its bodies and
+its errors; load it into any OpenAPI viewer.
+
+Around every request, outermost first: the catch-all that keeps every error
+in the envelope (:mod:`tidings.api.errors`), the body and address limits
+(:mod:`tidings.api.limits`), the JSON body reader (:mod:`tidings.api.json_body`)."""
 
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ from tidings.api import (
     errors,
     events,
     mailings,
+    openapi,
     orders,
     quota,
     segments,
@@ -24,6 +34,7 @@ from tidings.api import (
     tracking,
 )
 from tidings.api.json_body import JsonBodyMiddleware
+from tidings.api.limits import RequestLimitMiddleware
 from tidings.services import feedback
 from tidings.services.context import Context
 from tidings.services.sending import make_worker
@@ -60,14 +71,17 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
                 listener.stop()
 
     app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan,
-                  description="Email and SMS mailings to a shop's customers.")
+                  description="Email and SMS mailings to a shop's customers.",
+                  docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    errors.install(app)
     app.add_middleware(JsonBodyMiddleware)
+    app.add_middleware(RequestLimitMiddleware, settings=ctx.settings)
+    errors.install(app)  # last: its catch-all is the outermost middleware
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(build_web_router(ctx))
     app.include_router(tracking.router)
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -17,12 +17,15 @@ the :data:`~tidings.api.dependencies.Who`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
-from fastapi import Query, Response
-from pydantic import AwareDatetime, BaseModel
+from fastapi import Response
+from pydantic import AwareDatetime, BaseModel, field_validator
 
-from tidings.api.dependencies import Ctx, JsonBody, Who, api_router
+from tidings.api.dependencies import Ctx, Id, JsonBody, Limit, Offset, Who, api_router
+from tidings.domain.bounds import bounded_moment
+from tidings.errors import InvalidInput
 from tidings.services import mailings, stats, test_sends
 
 router = api_router()
@@ -32,6 +35,16 @@ class ScheduleBody(BaseModel):
     #: Required for a first step; a later chain step goes at its chain time without it.
     send_at: AwareDatetime | None = None
 
+    @field_validator("send_at")
+    @classmethod
+    def _within_years(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            try:
+                bounded_moment(value, "send_at")
+            except InvalidInput as exc:
+                raise ValueError(exc.message) from None
+        return value
+
 
 @router.post("/mailings", status_code=201, tags=["mailings"])
 def post_mailing(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
@@ -40,23 +53,23 @@ def post_mailing(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
 
 @router.get("/mailings", tags=["mailings"])
 def list_mailings(ctx: Ctx, status: str | None = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                  limit: Limit = 50,
+                  offset: Offset = 0) -> dict[str, Any]:
     return {"mailings": mailings.list_(ctx, limit=limit, offset=offset, status=status)}
 
 
 @router.get("/mailings/{mailing_id}", tags=["mailings"])
-def get_mailing(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def get_mailing(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     return mailings.get(ctx, mailing_id)
 
 
 @router.patch("/mailings/{mailing_id}", tags=["mailings"])
-def patch_mailing(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def patch_mailing(ctx: Ctx, mailing_id: Id, body: JsonBody) -> dict[str, Any]:
     return mailings.update(ctx, mailing_id, body)
 
 
 @router.delete("/mailings/{mailing_id}", status_code=204, tags=["mailings"])
-def delete_mailing(ctx: Ctx, mailing_id: int) -> Response:
+def delete_mailing(ctx: Ctx, mailing_id: Id) -> Response:
     mailings.delete(ctx, mailing_id)
     return Response(status_code=204)
 
@@ -65,27 +78,27 @@ def delete_mailing(ctx: Ctx, mailing_id: int) -> Response:
 
 
 @router.post("/mailings/{mailing_id}/send", tags=["mailings"])
-def send(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def send(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     return mailings.send_now(ctx, mailing_id)
 
 
 @router.post("/mailings/{mailing_id}/schedule", tags=["mailings"])
-def schedule(ctx: Ctx, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
+def schedule(ctx: Ctx, mailing_id: Id, body: ScheduleBody | None = None) -> dict[str, Any]:
     return mailings.schedule(ctx, mailing_id, body.send_at if body else None)
 
 
 @router.post("/mailings/{mailing_id}/cancel", tags=["mailings"])
-def cancel(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def cancel(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     return mailings.cancel(ctx, mailing_id)
 
 
 @router.post("/mailings/{mailing_id}/resume", tags=["mailings"])
-def resume(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+def resume(ctx: Ctx, actor: Who, mailing_id: Id) -> dict[str, Any]:
     return mailings.resume(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/copy", status_code=201, tags=["mailings"])
-def copy(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def copy(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     return mailings.copy(ctx, mailing_id)
 
 
@@ -93,18 +106,18 @@ def copy(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
 
 
 @router.post("/mailings/{mailing_id}/steps", status_code=201, tags=["mailings"])
-def add_step(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def add_step(ctx: Ctx, mailing_id: Id, body: JsonBody) -> dict[str, Any]:
     return mailings.add_step(ctx, mailing_id, body)
 
 
 @router.get("/mailings/{mailing_id}/stats", tags=["mailings"])
-def mailing_stats(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def mailing_stats(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     """The contract's figures, the rates, and per-step and whole-chain totals."""
     return stats.mailing_stats(ctx, mailing_id)
 
 
 @router.post("/mailings/{mailing_id}/test", tags=["mailings"])
-def test_send(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def test_send(ctx: Ctx, mailing_id: Id, body: JsonBody) -> dict[str, Any]:
     """``{"email"}``: one rendered message of the mailing to that address, through
     the configured transport; not counted, no quota, no message row."""
     return test_sends.send_test(ctx, mailing_id, body)

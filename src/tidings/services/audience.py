@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tidings.domain.bounds import check_text
 from tidings.domain.customers import parse_customers_csv, validate_customer
 from tidings.domain.segments import parse_rules
 from tidings.errors import InvalidInput, NotFound
@@ -104,10 +105,15 @@ def segment_json(row: Any) -> dict[str, Any]:
             "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
 
 
-def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    name = (data.get("name") or "").strip() if isinstance(data.get("name"), str) else ""
+def _segment_name(value: Any) -> str:
+    name = value.strip() if isinstance(value, str) else ""
     if not name:
         raise InvalidInput("A segment needs a name.", field="name")
+    return check_text(name, "name", label="name")
+
+
+def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    name = _segment_name(data.get("name"))
     rules = data.get("rules", {})
     parse_rules(rules)
     now = ctx.now()
@@ -119,9 +125,7 @@ def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def update_segment(ctx: Context, segment_id: int, data: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "name" in data:
-        if not isinstance(data["name"], str) or not data["name"].strip():
-            raise InvalidInput("A segment needs a name.", field="name")
-        values["name"] = data["name"].strip()
+        values["name"] = _segment_name(data["name"])
     if "rules" in data:
         parse_rules(data["rules"])
         values["rules"] = data["rules"]

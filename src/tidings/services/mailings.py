@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from tidings.domain import mailings as rules
 from tidings.domain.actors import Actor
+from tidings.domain.bounds import check_id, check_text
 from tidings.domain.conversions import normalize_conversion
 from tidings.domain.mailings import Action, Channel, Mailing, MailingStatus
 from tidings.domain.messages import recipient_of
@@ -100,6 +101,9 @@ def to_json(conn: sa.Connection, mailing: Mailing, *, with_steps: bool = True) -
 
 
 def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: Channel) -> None:
+    for key, what in (("segment_id", "segment"), ("template_id", "template")):
+        if values.get(key) is not None:
+            check_id(values[key], key, what=what)
     if values.get("segment_id") is not None:
         if segment_store.get(conn, values["segment_id"]) is None:
             raise InvalidInput(f"There is no segment {values['segment_id']}.", field="segment_id")
@@ -117,7 +121,14 @@ def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: Channel) -
 
 def _clean(values: dict[str, Any], *, name: str, channel: Channel) -> dict[str, Any]:
     out = dict(values)
+    for key, label in (("name", "name"), ("from_name", "sender's name")):
+        if out.get(key) is not None:
+            if not isinstance(out[key], str):
+                raise InvalidInput(f"{key} must be a string.", field=key)
+            check_text(out[key], key, label=label)
     for key in ("from_email", "reply_to"):
+        if out.get(key) is not None and not isinstance(out[key], str):
+            raise InvalidInput(f"{key} must be an email address.", field=key)
         if out.get(key):
             try:
                 out[key] = validate_email(out[key], check_deliverability=False).normalized
@@ -127,7 +138,11 @@ def _clean(values: dict[str, Any], *, name: str, channel: Channel) -> dict[str, 
         out["conversion"] = normalize_conversion(out.get("conversion"), name=name, channel=channel.value)
     if out.get("condition") is not None and out["condition"] not in rules.CONDITIONS:
         raise InvalidInput(f"condition must be one of {', '.join(rules.CONDITIONS)}.", field="condition")
-    if out.get("delay_hours") is not None and not 0 <= float(out["delay_hours"]) <= 24 * 365:
+    delay = out.get("delay_hours")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
+        raise InvalidInput("delay_hours must be a number of hours.", field="delay_hours",
+                           manager_message="The delay is a number of hours from 0 to 8,760 (a year).")
+    if delay is not None and not 0 <= float(delay) <= 24 * 365:
         raise InvalidInput("delay_hours must be between 0 and 8760.", field="delay_hours",
                            manager_message="The delay is a number of hours from 0 to 8,760 (a year).")
     return out
@@ -141,6 +156,8 @@ def _channel(value: Any) -> Channel:
 
 
 def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data.get("name") or "", str):
+        raise InvalidInput("name must be a string.", field="name")
     name = (data.get("name") or "").strip()
     if not name:
         raise InvalidInput("A mailing needs a name.", field="name")
@@ -177,6 +194,8 @@ def update(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any
     if unknown:
         raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
                            field=sorted(unknown)[0])
+    if not isinstance(data.get("name") or "", str):
+        raise InvalidInput("name must be a string.", field="name")
     now = ctx.now()
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
@@ -317,25 +336,29 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
     if data.get("template_id") is None:
         raise InvalidInput("A step needs a template_id.", field="template_id",
                            manager_message="Choose a template for the step.")
+    if not isinstance(data.get("name") or "", str):
+        raise InvalidInput("name must be a string.", field="name")
     now = ctx.now()
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id)
         steps = store.chain(conn, mailing.chain_id)
         last = steps[-1]
         name = (data.get("name") or f"{steps[0].name} - step {last.step + 1}").strip()
+        senders: dict[str, Any] = {k: data[k] for k in ("from_email", "from_name", "reply_to")
+                                   if k in data}
         values = _clean(
             {"delay_hours": data.get("delay_hours", 24), "condition": data.get("condition", "all"),
              "name": name, "conversion": data.get("conversion", dict(last.conversion)),
-             "template_id": data["template_id"]},
+             "template_id": data["template_id"], **senders},
             name=name, channel=mailing.channel,
         )
         _check_refs(conn, values, mailing.channel)
         step_id = store.insert(conn, {
             **values, "channel": mailing.channel.value, "step": last.step + 1,
             "chain_id": mailing.chain_id, "segment_id": None,
-            "from_email": data.get("from_email", last.from_email),
-            "from_name": data.get("from_name", last.from_name),
-            "reply_to": data.get("reply_to", last.reply_to),
+            "from_email": values.pop("from_email", last.from_email),
+            "from_name": values.pop("from_name", last.from_name),
+            "reply_to": values.pop("reply_to", last.reply_to),
         }, now=now)
         if last.status is MailingStatus.SENT:
             lifecycle.schedule_next_step(SqlTransaction(conn), last, now=now)

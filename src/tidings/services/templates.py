@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tidings.domain.bounds import check_id, check_text
 from tidings.domain.messages import Recipient, recipient_of, sample_recipient
 from tidings.domain.templates import CompiledEmail, CompiledSms, compile_email, compile_sms
 from tidings.errors import InvalidInput, NotFound
@@ -31,6 +32,7 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"{key} must be a string.", field=key)
     if not (values.get("name") or "").strip():
         raise InvalidInput("A template needs a name.", field="name")
+    check_text(values["name"].strip(), "name", label="name")
     channel = values.get("channel") or "email"
     if channel == "email":
         if not (values.get("subject") or "").strip():
@@ -104,6 +106,7 @@ def list_templates(ctx: Context) -> list[dict[str, Any]]:
 def _preview_recipient(conn: sa.Connection, customer_id: int | None) -> Recipient:
     if customer_id is None:
         return sample_recipient()
+    check_id(customer_id, "customer_id", what="customer")
     customer = customer_store.get(conn, customer_id)
     if customer is None:
         raise InvalidInput(f"There is no customer {customer_id}.", field="customer_id")
