@@ -82,14 +82,16 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
-    """Every method some route of ``app`` takes at the path of ``scope``."""
-    methods: set[str] = set()
-    for route in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = route.matches({**scope, "method": "GET", "type": "http"})
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """Every method some route of ``app`` takes at the path of ``scope`` (asked
+    of the routes themselves, so routers included in routers count too)."""
+    routes = getattr(getattr(app, "router", None), "routes", [])
+    return [method for method in _METHODS
+            if any(route.matches({**scope, "method": method, "type": "http"})[0] is Match.FULL
+                   for route in routes)]
 
 
 def log_internal(exc: BaseException, where: str) -> str:
