@@ -9,7 +9,8 @@ errors it can answer, each in the envelope :data:`ERROR`:
 
 - every operation: 401 (no or unknown token), 403 (role), 422 (a parameter
   or body the operation cannot use), 429 (too many requests) and 500;
-- an operation with a path parameter: 404;
+- an operation with a path parameter, or one that finds an object named in
+  its body (``/events``): 404;
 - an operation with a body: 400 (not JSON), 413 (too large), 415 (not
   declared as JSON and not JSON);
 - a change to an object with a state (mailings, templates, segments,
@@ -166,6 +167,8 @@ BODIES: dict[tuple[str, str], str] = {
     ("post", "/events"): "EventBody",
 }
 
+#: Operations that look up an object named in their body, and so may answer 404.
+_FINDS_BY_BODY = ("/events",)
 #: Operations that change an object with a state, and so may answer 409.
 _STATEFUL = ("/mailings", "/templates", "/segments", "/domains", "/orders", "/quota")
 
@@ -211,7 +214,7 @@ def document(app: FastAPI) -> dict[str, Any]:
                 operation["requestBody"] = {"required": True, "content": {
                     "text/csv": {"schema": {"type": "string"}}}}
             codes = {401, 403, 422, 429, 500}
-            if "{" in short:
+            if "{" in short or short in _FINDS_BY_BODY:
                 codes.add(404)
             if "requestBody" in operation:
                 codes |= {400, 413, 415}
