@@ -62,6 +62,9 @@ from tidings.errors import InvalidInput, TemplateSyntaxError, TidingsError
 __all__ = ["CompiledEmail", "CompiledSms", "RenderedEmail", "compile_email", "compile_sms"]
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n\x0b\x0c\x85\u2028\u2029]+\s*")
+#: What no message may carry: NUL, and halves of surrogate pairs (not text; a
+#: template makes them with "\\ud800" in a string literal).
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
 
 
@@ -77,7 +80,8 @@ class RenderedEmail:
 
 def _run(template: jinja2.Template, parent: dict[str, Any], budget: Budget) -> str:
     """Render one field under ``budget``, counting the output as it streams:
-    rendering stops as soon as the field passes :data:`MAX_OUTPUT` characters."""
+    rendering stops as soon as the field passes :data:`MAX_OUTPUT` characters.
+    NUL characters and lone surrogates in the result become U+FFFD."""
     token = activate(budget)
     try:
         pieces: list[str] = []
@@ -87,7 +91,8 @@ def _run(template: jinja2.Template, parent: dict[str, Any], budget: Budget) -> s
             if size > MAX_OUTPUT:
                 raise TemplateTooCostly(f"it writes more than {MAX_OUTPUT:,} characters")
             pieces.append(piece)
-        return "".join(pieces)
+        text = "".join(pieces)
+        return _NOT_TEXT.sub("\ufffd", text) if _NOT_TEXT.search(text) else text
     finally:
         deactivate(token)
 
