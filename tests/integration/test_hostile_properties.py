@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tests.unit.test_hostile_properties import CSV_BYTES, RULES
 from tidings.domain.segments import parse_rules

@@ -256,3 +256,13 @@ def test_a_template_too_costly_for_one_customers_data_fails_that_message_only() 
     big = store.messages_of(mailing.id)[1]
     assert big.error is not None and "too costly to render" in big.error
     assert store.mailing(mailing.id).status is MailingStatus.SENT  # type: ignore[union-attr]
+
+
+def test_a_template_field_over_the_size_limit_is_refused_before_it_is_parsed() -> None:
+    from tidings.domain.templates.budget import MAX_SOURCE
+
+    with pytest.raises(InvalidInput) as caught:
+        compile_email(subject="Hi", html="<p>" + "x" * MAX_SOURCE + "</p>", text=None)
+
+    assert (caught.value.code, caught.value.field) == ("template_too_large", "html")
+    assert compile_sms(text="y" * MAX_SOURCE).render(context()) == "y" * MAX_SOURCE
