@@ -160,7 +160,7 @@ def main() -> None:
     try:
         migrate(url)
         settings = Settings(_env_file=None, database_url=url, smtp_url=f"smtp://127.0.0.1:{sink.port}",
-                            secret_key="bench", require_verified_domain=args.dkim,
+                            secret_key="bench-secret-key-at-least-32-characters", require_verified_domain=args.dkim,
                             smtp_connections=args.connections)
         ctx = Context(settings=settings, engine=make_engine(url))
         n = args.customers
@@ -213,7 +213,7 @@ def main() -> None:
 
         env = {**os.environ, "TIDINGS_DATABASE_URL": url, "TIDINGS_DNS_SERVER": settings.dns_server or "",
                "TIDINGS_SMTP_URL": settings.smtp_url,
-               "TIDINGS_SECRET_KEY": "bench", "TIDINGS_SMTP_CONNECTIONS": str(args.connections),
+               "TIDINGS_SECRET_KEY": "bench-secret-key-at-least-32-characters", "TIDINGS_SMTP_CONNECTIONS": str(args.connections),
                "TIDINGS_REQUIRE_VERIFIED_DOMAIN": str(args.dkim).lower(), "TIDINGS_POLL_INTERVAL": "0.2",
                "TIDINGS_LOG_LEVEL": "WARNING"}
         exe = str(Path(sys.executable).with_name("tidings"))

@@ -61,6 +61,16 @@ def _settings() -> Settings:
         raise click.ClickException(problems) from None
 
 
+def _server_settings() -> Settings:
+    """:func:`_settings`, refusing short secrets: a process that signs sessions and
+    links or accepts the admin token must not run with a guessable one."""
+    settings = _settings()
+    problems = settings.weak_secrets()
+    if problems:
+        raise click.ClickException("; ".join(problems))
+    return settings
+
+
 def _context(*, migrate: bool = True, settings: Settings | None = None):  # type: ignore[no-untyped-def]
     from tidings.services.context import Context
 
@@ -95,7 +105,7 @@ def serve(host: str, port: int, no_worker: bool, with_demo: bool) -> None:
     from tidings.services import demo, users
 
     _private_files()
-    settings = _settings()
+    settings = _server_settings()
     if with_demo:
         try:
             demo.check_sendable(settings)
@@ -223,7 +233,7 @@ def worker(processes: int) -> None:
     from tidings.services import feedback
 
     _private_files()
-    settings = _settings()
+    settings = _server_settings()
     if not settings.public_url_given:
         # A worker listens nowhere, so it cannot know where `tidings serve` is reached.
         click.echo(f"TIDINGS_PUBLIC_URL is not set: links in the messages this worker sends point "

@@ -3,6 +3,11 @@
 Every setting is ``TIDINGS_<NAME>`` in the environment; a ``.env`` file in the
 working directory may add to it. See the README for the meaning of each.
 
+Every number has bounds: a value outside them stops the process at start with
+one line naming the variable (``tidings serve`` and ``tidings worker`` also
+refuse an admin token or secret key shorter than :data:`MIN_SECRET_LENGTH`,
+see :meth:`Settings.weak_secrets`).
+
 The public URL (the base of links placed in messages) is the one setting with
 a default that depends on how Tidings runs: unless ``TIDINGS_PUBLIC_URL`` is
 set, ``tidings serve`` makes it the address it listens on
@@ -33,6 +38,9 @@ DEFAULT_PORT = 8000
 DEFAULT_PUBLIC_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 #: Hosts that mean "every address of this machine": no link can point at them.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+#: Characters an admin token or a secret key needs at least (a guessable one is no secret).
+MIN_SECRET_LENGTH = 32
+MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -43,11 +51,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///tidings.db"
     smtp_url: str = "file://outbox"
     smtp_connections: int = Field(default=8, ge=1, le=256)
-    send_rate: float = Field(default=0, ge=0)
-    package_size: int = Field(default=5000, ge=1)
-    worker_lease: float = Field(default=60, gt=0)
-    smtp_retry_for: float = Field(default=600, ge=0)
-    smtp_timeout: float = Field(default=30, gt=0)
+    send_rate: float = Field(default=0, ge=0, le=1_000_000)
+    package_size: int = Field(default=5000, ge=1, le=100_000)
+    worker_lease: float = Field(default=60, ge=1, le=3600)
+    smtp_retry_for: float = Field(default=600, ge=0, le=7 * 24 * 3600)
+    smtp_timeout: float = Field(default=30, gt=0, le=600)
     admin_token: str | None = None
     secret_key: str | None = None
     # Set or not is what matters (see the module docstring): read it through
@@ -61,13 +69,19 @@ class Settings(BaseSettings):
     bounce_listen: str | None = None
     max_bounce_rate: float = Field(default=0.05, ge=0, le=1)
     max_complaint_rate: float = Field(default=0.003, ge=0, le=1)
-    reputation_min_sample: int = Field(default=500, ge=1)
+    reputation_min_sample: int = Field(default=500, ge=1, le=10_000_000)
     require_verified_domain: bool = True
-    soft_bounce_limit: int = Field(default=3, ge=1)
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
     # Messages handed to SMTP as one group: marked in flight together, recorded together.
-    send_group: int = Field(default=200, ge=1)
+    send_group: int = Field(default=200, ge=1, le=10_000)
     # Seconds between scheduler/worker polls when there is nothing to do.
-    poll_interval: float = Field(default=1.0, gt=0)
+    poll_interval: float = Field(default=1.0, ge=0.01, le=60)
+    # Largest request bodies, in bytes (413 past them): JSON, the customer batch
+    # (up to 10,000 customers), CSV files, and the web UI's forms.
+    max_json_bytes: int = Field(default=1 * MIB, ge=64 * 1024, le=64 * MIB)
+    max_batch_bytes: int = Field(default=16 * MIB, ge=64 * 1024, le=256 * MIB)
+    max_csv_bytes: int = Field(default=50 * MIB, ge=64 * 1024, le=1024 * MIB)
+    max_form_bytes: int = Field(default=4 * MIB, ge=64 * 1024, le=64 * MIB)
     default_from_email: str = "shop@example.com"
     # -- SMS (README "SMS"): phones, receipts, replies, quiet hours
     # ISO 3166 code whose national phone numbers are accepted; unset: international form only.
@@ -183,6 +197,20 @@ class Settings(BaseSettings):
     def public_url_is_https(self) -> bool:
         """Whether people reach Tidings over https (``TIDINGS_PUBLIC_URL`` says so)."""
         return self.public_url.lower().startswith("https://")
+    def weak_secrets(self) -> list[str]:
+        """What is wrong with ``TIDINGS_ADMIN_TOKEN`` and ``TIDINGS_SECRET_KEY``
+        as a server's secrets: each one set but shorter than
+        :data:`MIN_SECRET_LENGTH` characters. Unset is fine (no admin token; a
+        key generated and kept in the database)."""
+        problems = []
+        for name, value in (("TIDINGS_ADMIN_TOKEN", self.admin_token),
+                            ("TIDINGS_SECRET_KEY", self.secret_key)):
+            if value is not None and len(value.strip()) < MIN_SECRET_LENGTH:
+                problems.append(
+                    f"{name} has {len(value.strip())} characters; it needs at least "
+                    f"{MIN_SECRET_LENGTH} (e.g. the output of: python3 -c "
+                    "'import secrets; print(secrets.token_urlsafe(32))'), or leave it unset")
+        return problems
 
     @property
     def public_url_given(self) -> bool:

@@ -30,7 +30,8 @@ TIDINGS = str(Path(sys.executable).with_name("tidings"))
 
 
 def environment(db_url: str, extra: dict[str, str] | None) -> dict[str, str]:
-    return {**os.environ, "TIDINGS_DATABASE_URL": db_url, "TIDINGS_SECRET_KEY": "test-secret-key",
+    return {**os.environ, "TIDINGS_DATABASE_URL": db_url,
+            "TIDINGS_SECRET_KEY": "test-secret-key-at-least-32-characters",
             "TIDINGS_LOG_LEVEL": "WARNING", **(extra or {})}
 
 

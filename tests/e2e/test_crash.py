@@ -27,7 +27,7 @@ def worker_env(db_url: str, smtp_url: str, tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "TIDINGS_DATABASE_URL": db_url,
         "TIDINGS_SMTP_URL": smtp_url,
-        "TIDINGS_SECRET_KEY": "test-secret-key",
+        "TIDINGS_SECRET_KEY": "test-secret-key-at-least-32-characters",
         "TIDINGS_PUBLIC_URL": "http://tidings.test",
         "TIDINGS_REQUIRE_VERIFIED_DOMAIN": "false",
         "TIDINGS_WORKER_LEASE": "1",

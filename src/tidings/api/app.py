@@ -2,11 +2,18 @@
 web UI, ``/openapi.json`` and ``/healthz``; and, for the life of the app, the
 bounce listener and (when ``tidings serve`` runs one) the sending worker.
 
-Around every request: security headers (:mod:`tidings.web.security`), rate
-limits on the public endpoints (:mod:`tidings.api.rate_limits`, kept in
-``app.state.rate_limits``), and JSON bodies read whatever their declared type.
-There is no ``/docs`` or ``/redoc``: they load scripts from a public CDN,
-which the pages' Content-Security-Policy refuses, on the UI's origin."""
+There is no ``/docs`` or ``/redoc``: FastAPI serves them with scripts from a
+public CDN and an inline script, which the pages' Content-Security-Policy
+refuses, on the UI's origin. The OpenAPI document at ``/openapi.json``
+describes every route, its bodies and its errors; load it into any OpenAPI
+viewer.
+
+Around every request, outermost first: security headers
+(:mod:`tidings.web.security`), the catch-all that keeps every error in the
+envelope (:mod:`tidings.api.errors`), the body and address limits
+(:mod:`tidings.api.limits`), rate limits on the public endpoints
+(:mod:`tidings.api.rate_limits`, kept in ``app.state.rate_limits``), and the
+JSON body reader (:mod:`tidings.api.json_body`)."""
 
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from tidings.api import (
     events,
     mailings,
     media,
+    openapi,
     orders,
     quota,
     segments,
@@ -34,6 +42,7 @@ from tidings.api import (
     users,
 )
 from tidings.api.json_body import JsonBodyMiddleware
+from tidings.api.limits import RequestLimitMiddleware
 from tidings.api.rate_limits import RateLimits, default_limits
 from tidings.services import feedback
 from tidings.services.context import Context
@@ -72,19 +81,22 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
             if listener is not None:
                 listener.stop()
 
-    app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None, description="Email and SMS mailings to a shop's customers.")
+    app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan,
+                  description="Email and SMS mailings to a shop's customers.",
+                  docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    errors.install(app)
     app.add_middleware(JsonBodyMiddleware)
     app.state.rate_limits = default_limits() if ctx.settings.rate_limits else ()
     app.add_middleware(RateLimits, settings=ctx.settings, limits=app.state.rate_limits)
+    app.add_middleware(RequestLimitMiddleware, settings=ctx.settings)
+    errors.install(app)  # its catch-all wraps everything but the headers
     app.add_middleware(SecurityHeaders, settings=ctx.settings)  # outermost: every answer has them
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(build_web_router(ctx))
     app.include_router(tracking.router)
     app.include_router(media.public_router)
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

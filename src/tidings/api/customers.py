@@ -8,11 +8,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Query
-
-from tidings.api.dependencies import CsvBody, Ctx, JsonBody, api_router
+from tidings.api.dependencies import CsvBody, Ctx, Id, JsonBody, Limit, Offset, api_router
 from tidings.services import audience
 
 router = api_router()
@@ -35,12 +33,12 @@ def import_customers(ctx: Ctx, data: CsvBody, encoding: str | None = None,
 
 @router.get("/customers", tags=["customers"])
 def find_customers(ctx: Ctx, email: str | None = None, q: str | None = None,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+                   limit: Limit = 50,
+                   offset: Offset = 0) -> Any:
     found = audience.find_customers(ctx, email=email, query=q, limit=limit, offset=offset)
     return {"customers": found}
 
 
 @router.get("/customers/{customer_id}", tags=["customers"])
-def get_customer(ctx: Ctx, customer_id: int) -> dict[str, Any]:
+def get_customer(ctx: Ctx, customer_id: Id) -> dict[str, Any]:
     return audience.get_customer(ctx, customer_id)

@@ -13,14 +13,18 @@
 - :data:`JsonBody`: the JSON object of the request body, for routes whose
   service validates the fields itself and names the bad one.
 - :data:`CsvBody`: the raw body of a CSV upload; an empty one is a 422
-  ``invalid_input`` on ``body``.
+  ``invalid_input`` on ``body``. It is read off the event loop: the route
+  runs in a worker thread, and so does everything it calls.
+- :data:`Id`, :data:`Limit`, :data:`Offset`: integers in a path or query,
+  bounded to what the database holds; beyond, a 422 ``invalid_input`` names
+  the parameter instead of a database error.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from tidings.domain.actors import Actor
 from tidings.errors import InvalidInput
@@ -29,6 +33,10 @@ from tidings.services.context import Context
 
 #: Where every JSON route lives; the JSON body middleware looks only here.
 API_PREFIX = "/api/v1"
+#: The largest id (the database's 64-bit integers) and offset of a page.
+MAX_ID = 2**63 - 1
+MAX_OFFSET = 1_000_000_000
+MAX_LIMIT = 500
 
 
 def context(request: Request) -> Context:
@@ -58,6 +66,9 @@ def admin_actor(actor: Annotated[Actor, Depends(authenticated_actor)]) -> Actor:
     return actor
 
 
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="an id (a positive 64-bit integer)")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="how many to return")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="how many to skip")]
 Ctx = Annotated[Context, Depends(context)]
 Who = Annotated[Actor, Depends(authenticated_actor)]
 Admin = Annotated[Actor, Depends(admin_actor)]
@@ -70,5 +81,5 @@ def api_router() -> APIRouter:
     return APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated_actor)])
 
 
-__all__ = ["API_PREFIX", "Admin", "Ctx", "CsvBody", "JsonBody", "Who", "admin_actor", "api_router",
-           "authenticated_actor", "context", "csv_body"]
+__all__ = ["API_PREFIX", "MAX_ID", "Admin", "Ctx", "CsvBody", "Id", "JsonBody", "Limit", "Offset", "Who",
+           "admin_actor", "api_router", "authenticated_actor", "context", "csv_body"]

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Response
 
-from tidings.api.dependencies import Admin, Ctx, JsonBody, api_router
+from tidings.api.dependencies import Admin, Ctx, Id, JsonBody, api_router
 from tidings.services import domains
 
 router = api_router()
@@ -33,26 +33,26 @@ def list_domains(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/domains/{domain_id}", tags=["domains"])
-def get_domain(ctx: Ctx, domain_id: int) -> dict[str, Any]:
+def get_domain(ctx: Ctx, domain_id: Id) -> dict[str, Any]:
     return domains.get(ctx, domain_id)
 
 
 @router.delete("/domains/{domain_id}", status_code=204, tags=["domains"])
-def delete_domain(ctx: Ctx, actor: Admin, domain_id: int) -> Response:
+def delete_domain(ctx: Ctx, actor: Admin, domain_id: Id) -> Response:
     """Forget the domain and its DKIM key; adding it again makes a new key. Admins only."""
     domains.delete(ctx, domain_id, actor=actor)
     return Response(status_code=204)
 
 
 @router.post("/domains/{domain_id}/verify", tags=["domains"])
-def verify_domain(ctx: Ctx, domain_id: int) -> dict[str, Any]:
+def verify_domain(ctx: Ctx, domain_id: Id) -> dict[str, Any]:
     """Check the records over DNS; the domain with ``checks`` saying what is missing or wrong."""
     return domains.verify(ctx, domain_id)
 
 
 @router.get("/domains/{domain_id}/health", tags=["domains"])
 def domain_health(
-    ctx: Ctx, domain_id: int, days: Annotated[int, Query(ge=1, le=365)] = domains.HEALTH_DAYS
+    ctx: Ctx, domain_id: Id, days: Annotated[int, Query(ge=1, le=365)] = domains.HEALTH_DAYS
 ) -> dict[str, Any]:
     """Recent bounce and complaint rates, DNS status, one-click unsubscribe, DMARC alignment."""
     return domains.health(ctx, domain_id, days=days)

@@ -28,12 +28,15 @@ audit log under the token's name.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Response
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, field_validator
 
-from tidings.api.dependencies import Ctx, JsonBody, Who, api_router
+from tidings.api.dependencies import Ctx, Id, JsonBody, Limit, Offset, Who, api_router
+from tidings.domain.bounds import bounded_moment
+from tidings.errors import InvalidInput
 from tidings.services import checklist, mailings, sms_parts, stats, test_sends
 
 router = api_router()
@@ -43,6 +46,16 @@ class ScheduleBody(BaseModel):
     #: Required for a first step; a later chain step goes at its chain time without it.
     send_at: AwareDatetime | None = None
 
+    @field_validator("send_at")
+    @classmethod
+    def _within_years(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            try:
+                bounded_moment(value, "send_at")
+            except InvalidInput as exc:
+                raise ValueError(exc.message) from None
+        return value
+
 
 @router.post("/mailings", status_code=201, tags=["mailings"])
 def post_mailing(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
@@ -51,23 +64,23 @@ def post_mailing(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
 
 @router.get("/mailings", tags=["mailings"])
 def list_mailings(ctx: Ctx, status: str | None = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                  limit: Limit = 50,
+                  offset: Offset = 0) -> dict[str, Any]:
     return {"mailings": mailings.list_(ctx, limit=limit, offset=offset, status=status)}
 
 
 @router.get("/mailings/{mailing_id}", tags=["mailings"])
-def get_mailing(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def get_mailing(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     return mailings.get(ctx, mailing_id)
 
 
 @router.patch("/mailings/{mailing_id}", tags=["mailings"])
-def patch_mailing(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def patch_mailing(ctx: Ctx, mailing_id: Id, body: JsonBody) -> dict[str, Any]:
     return mailings.update(ctx, mailing_id, body)
 
 
 @router.delete("/mailings/{mailing_id}", status_code=204, tags=["mailings"])
-def delete_mailing(ctx: Ctx, actor: Who, mailing_id: int) -> Response:
+def delete_mailing(ctx: Ctx, actor: Who, mailing_id: Id) -> Response:
     mailings.delete(ctx, mailing_id, actor=actor)
     return Response(status_code=204)
 
@@ -76,27 +89,27 @@ def delete_mailing(ctx: Ctx, actor: Who, mailing_id: int) -> Response:
 
 
 @router.post("/mailings/{mailing_id}/send", tags=["mailings"])
-def send(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+def send(ctx: Ctx, actor: Who, mailing_id: Id) -> dict[str, Any]:
     return mailings.send_now(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/schedule", tags=["mailings"])
-def schedule(ctx: Ctx, actor: Who, mailing_id: int, body: ScheduleBody | None = None) -> dict[str, Any]:
+def schedule(ctx: Ctx, actor: Who, mailing_id: Id, body: ScheduleBody | None = None) -> dict[str, Any]:
     return mailings.schedule(ctx, mailing_id, body.send_at if body else None, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/cancel", tags=["mailings"])
-def cancel(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+def cancel(ctx: Ctx, actor: Who, mailing_id: Id) -> dict[str, Any]:
     return mailings.cancel(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/resume", tags=["mailings"])
-def resume(ctx: Ctx, actor: Who, mailing_id: int) -> dict[str, Any]:
+def resume(ctx: Ctx, actor: Who, mailing_id: Id) -> dict[str, Any]:
     return mailings.resume(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/copy", status_code=201, tags=["mailings"])
-def copy(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def copy(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     return mailings.copy(ctx, mailing_id)
 
 
@@ -104,18 +117,18 @@ def copy(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
 
 
 @router.post("/mailings/{mailing_id}/steps", status_code=201, tags=["mailings"])
-def add_step(ctx: Ctx, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def add_step(ctx: Ctx, mailing_id: Id, body: JsonBody) -> dict[str, Any]:
     return mailings.add_step(ctx, mailing_id, body)
 
 
 @router.get("/mailings/{mailing_id}/stats", tags=["mailings"])
-def mailing_stats(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def mailing_stats(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     """The contract's figures, the rates, and per-step and whole-chain totals."""
     return stats.mailing_stats(ctx, mailing_id)
 
 
 @router.post("/mailings/{mailing_id}/test", tags=["mailings"])
-def test_send(ctx: Ctx, actor: Who, mailing_id: int, body: JsonBody) -> dict[str, Any]:
+def test_send(ctx: Ctx, actor: Who, mailing_id: Id, body: JsonBody) -> dict[str, Any]:
     """``{"email"}``: one rendered message of the mailing to that address, through
     the configured transport. Only to a person's address or a test address an
     admin keeps, never to an unsubscribed or suppressed one; one message of the
@@ -124,14 +137,14 @@ def test_send(ctx: Ctx, actor: Who, mailing_id: int, body: JsonBody) -> dict[str
 
 
 @router.get("/mailings/{mailing_id}/sms-parts", tags=["mailings"])
-def get_sms_parts(ctx: Ctx, mailing_id: int) -> dict[str, Any]:
+def get_sms_parts(ctx: Ctx, mailing_id: Id) -> dict[str, Any]:
     """The SMS parts the mailing's audience would take now (see
     :func:`tidings.services.sms_parts.audience_parts`)."""
     return sms_parts.audience_parts(ctx, mailing_id)
 
 
 @router.get("/mailings/{mailing_id}/checklist", tags=["mailings"])
-def mailing_checklist(ctx: Ctx, mailing_id: int,
+def mailing_checklist(ctx: Ctx, mailing_id: Id,
                       wait: Annotated[float, Query(ge=0, le=10)] = 6) -> dict[str, Any]:
     """What would stop or spoil the send, item by item; see the module docstring."""
     checks = checklist.checklist(ctx, mailing_id, wait=wait)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidings.api.dependencies import CsvBody, Ctx, JsonBody, api_router
+from tidings.api.dependencies import CsvBody, Ctx, Id, JsonBody, api_router
 from tidings.services import orders
 
 router = api_router()
@@ -33,5 +33,5 @@ def import_orders(ctx: Ctx, data: CsvBody) -> dict[str, Any]:
 
 
 @router.get("/orders/{order_id}", tags=["orders"])
-def get_order(ctx: Ctx, order_id: int) -> dict[str, Any]:
+def get_order(ctx: Ctx, order_id: Id) -> dict[str, Any]:
     return orders.get_order(ctx, order_id)

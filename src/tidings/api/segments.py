@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidings.api.dependencies import Ctx, JsonBody, api_router
+from tidings.api.dependencies import Ctx, Id, JsonBody, api_router
 from tidings.services import audience
 
 router = api_router()
@@ -27,17 +27,17 @@ def list_segments(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/segments/{segment_id}", tags=["segments"])
-def get_segment(ctx: Ctx, segment_id: int) -> dict[str, Any]:
+def get_segment(ctx: Ctx, segment_id: Id) -> dict[str, Any]:
     return audience.get_segment(ctx, segment_id)
 
 
 @router.patch("/segments/{segment_id}", tags=["segments"])
-def patch_segment(ctx: Ctx, segment_id: int, body: JsonBody) -> dict[str, Any]:
+def patch_segment(ctx: Ctx, segment_id: Id, body: JsonBody) -> dict[str, Any]:
     return audience.update_segment(ctx, segment_id, body)
 
 
 @router.get("/segments/{segment_id}/count", tags=["segments"])
-def count_segment(ctx: Ctx, segment_id: int) -> dict[str, int]:
+def count_segment(ctx: Ctx, segment_id: Id) -> dict[str, int]:
     return audience.count_segment(ctx, segment_id)
 
 

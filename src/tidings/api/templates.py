@@ -19,14 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tidings.api.dependencies import Ctx, JsonBody, api_router
+from tidings.api.dependencies import Ctx, Id, JsonBody, api_router
 from tidings.services import templates as template_service
 
 router = api_router()
 
 
 class PreviewBody(BaseModel):
-    customer_id: int | None = None
+    customer_id: Id | None = None
 
 
 @router.post("/templates", status_code=201, tags=["templates"])
@@ -50,15 +50,15 @@ def starters() -> dict[str, Any]:
 
 
 @router.get("/templates/{template_id}", tags=["templates"])
-def get_template(ctx: Ctx, template_id: int) -> dict[str, Any]:
+def get_template(ctx: Ctx, template_id: Id) -> dict[str, Any]:
     return template_service.get_template(ctx, template_id)
 
 
 @router.patch("/templates/{template_id}", tags=["templates"])
-def patch_template(ctx: Ctx, template_id: int, body: JsonBody) -> dict[str, Any]:
+def patch_template(ctx: Ctx, template_id: Id, body: JsonBody) -> dict[str, Any]:
     return template_service.update_template(ctx, template_id, body)
 
 
 @router.post("/templates/{template_id}/preview", tags=["templates"])
-def preview(ctx: Ctx, template_id: int, body: PreviewBody) -> dict[str, Any]:
+def preview(ctx: Ctx, template_id: Id, body: PreviewBody) -> dict[str, Any]:
     return template_service.preview(ctx, template_id, body.customer_id)

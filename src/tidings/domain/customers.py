@@ -2,8 +2,9 @@
 
 :func:`validate_customer` turns one JSON object into a :class:`CustomerInput`
 or raises :class:`~tidings.errors.InvalidInput` whose ``field`` names the bad
-field and whose message says what is wrong. :func:`parse_customers_csv` reads
-a whole file, keeps the good lines and reports the bad ones by line number.
+field and whose message says what is wrong. :func:`customer_lines` reads a
+CSV file line by line, giving each good line's customer and each bad line's
+message (:func:`parse_customers_csv` collects them all).
 
 Normal forms (what the store can rely on):
 
@@ -27,14 +28,14 @@ import enum
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
 from tidings.domain.attributes import cell_value
-from tidings.domain.csvfiles import read_csv
+from tidings.domain.csvfiles import CsvText, read_csv
 from tidings.domain.phones import normalize_phone
 from tidings.errors import InvalidInput
 
@@ -231,30 +232,48 @@ class CsvResult:
 
 #: Columns that map to customer fields; every other column is an attribute.
 CSV_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "attributes")
+
+
 def parse_customers_csv(
     data: bytes, *, encoding: str | None = None, delimiter: str | None = None,
     region: str | None = None,
 ) -> CsvResult:
-    """Parse a CSV file of customers.
+    """Parse a CSV file of customers, all of it (see :func:`customer_lines`).
 
     ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else
     the most plausible of ``charset_normalizer``'s decodings, cp1252 winning a
     tie (see :func:`tidings.domain.csvfiles.read_csv`). ``delimiter``
     defaults to detection among ``, ; TAB |``; ``region`` as for
-    :func:`validate_customer`. Header names are matched to
-    :data:`CSV_COLUMNS` ignoring case, surrounding blanks, and spaces or dashes
-    standing for ``_``; other columns become attributes under their header as
-    written, typed by :func:`~tidings.domain.attributes.cell_value`, with empty
-    cells left out. Blank lines are skipped.
-
-    Raises :class:`InvalidInput` when the file cannot be decoded, has no
-    header, has neither an ``email`` nor an ``external_id`` column, or repeats
-    a column. A bad line does not raise: it becomes an entry of ``errors``
-    whose message names the field.
+    :func:`validate_customer`.
     """
     table = read_csv(data, what="customers", encoding=encoding, delimiter=delimiter)
     rows: list[tuple[int, CustomerInput]] = []
     errors: list[tuple[int, str]] = []
+    for line, item in customer_lines(table, region=region):
+        if isinstance(item, str):
+            errors.append((line, item))
+        else:
+            rows.append((line, item))
+    return CsvResult(rows=rows, errors=errors, encoding=table.encoding, delimiter=table.delimiter)
+
+
+def customer_lines(table: CsvText, *, region: str | None = None
+                   ) -> Iterator[tuple[int, CustomerInput | str]]:
+    """Each line of a CSV file of customers as it is read: ``(line, customer)``,
+    or ``(line, message)`` for a bad line, whose message names the field;
+    ``region`` as for :func:`validate_customer`.
+
+    Header names are matched to :data:`CSV_COLUMNS` ignoring case, surrounding
+    blanks, and spaces or dashes standing for ``_``; other columns become
+    attributes under their header as written, typed by
+    :func:`~tidings.domain.attributes.cell_value`, with empty cells left out.
+    Blank lines are skipped.
+
+    Raises :class:`InvalidInput` (before yielding anything) when the file has
+    no header, has neither an ``email`` nor an ``external_id`` column, or
+    repeats a column; :class:`~tidings.domain.csvfiles.BrokenCsv` where the
+    file stops being CSV.
+    """
     columns: list[str | None] | None = None
     attribute_names: set[str] = set()
     for line, cells in table.records():
@@ -263,7 +282,7 @@ def parse_customers_csv(
             attribute_names = {c for c in columns if c and c not in CSV_COLUMNS}
             continue
         if len(cells) > len(columns) and any(cells[len(columns) :]):
-            errors.append((line, f"The line has {len(cells)} fields but the header has {len(columns)}."))
+            yield line, f"The line has {len(cells)} fields but the header has {len(columns)}."
             continue
         fields: dict[str, Any] = {}
         attributes: dict[str, str | bool] = {}
@@ -276,13 +295,11 @@ def parse_customers_csv(
                 fields[name] = cell
         fields["attributes"] = attributes
         try:
-            rows.append((line, validate_customer(fields, region=region)))
+            yield line, validate_customer(fields, region=region)
         except InvalidInput as exc:
-            errors.append((line, exc.message))
+            yield line, exc.message
     if columns is None:  # pragma: no cover - a non-blank text always yields a record
         raise InvalidInput("The file has no header line.", field="file")
-    encoding, delimiter = table.encoding, table.delimiter
-    return CsvResult(rows=rows, errors=errors, encoding=encoding, delimiter=delimiter)
 
 
 def _header(cells: list[str]) -> list[str | None]:

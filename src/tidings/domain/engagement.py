@@ -40,10 +40,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from tidings.domain.bounds import bounded_moment
 from tidings.domain.csvfiles import BrokenCsv, read_csv
 from tidings.errors import InvalidInput
 
@@ -167,8 +168,9 @@ def parse_total(value: Any, *, field: str = "total") -> Decimal:
     except (InvalidOperation, ValueError):
         raise InvalidInput(f"{field} must be an amount like 19.99; got {value!r}.",
                            field=field) from None
-    if not amount.is_finite():
-        raise InvalidInput(f"{field} must be an amount like 19.99; got {value!r}.", field=field)
+    if not amount.is_finite() or amount.adjusted() > 20:  # quantize fails far beyond MAX_TOTAL
+        raise InvalidInput(f"{field} must be an amount like 19.99; got {str(value)[:40]!r}.",
+                           field=field)
     if amount < 0:
         raise InvalidInput(f"{field} cannot be negative.", field=field)
     if amount != amount.quantize(CENT):
@@ -214,7 +216,7 @@ def _parse_time(value: Any) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInput("created_at must carry a timezone offset, like +00:00 or Z.",
                            field="created_at")
-    return moment.astimezone(UTC)
+    return bounded_moment(moment, "created_at")
 
 
 def _parse_utm(value: Any) -> dict[str, str]:

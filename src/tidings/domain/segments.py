@@ -45,6 +45,7 @@ from decimal import Decimal
 from typing import TypeAlias
 
 from tidings.domain.attributes import NUMERIC_TEXT, flag_of
+from tidings.domain.bounds import MAX_NUMBER, bounded_moment
 from tidings.errors import InvalidInput
 
 
@@ -72,7 +73,9 @@ FIELDS: dict[str, FieldType] = {
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_]+")
 
-#: Limits that keep one segment's SQL within every database's parameter limits.
+#: Limits that keep one segment's SQL within every database's parameter limits
+#: (and its parsing within Python's recursion limit); numbers in rules lie
+#: within ``MAX_NUMBER``, datetimes within the years 1900-2999.
 MAX_DEPTH = 20
 MAX_RULES = 500
 MAX_VALUES = 10_000
@@ -257,7 +260,7 @@ def _value(field: str, ftype: FieldType | None, op: Op, value: object, path: str
     if ftype is FieldType.NUMBER:
         if not _is_number(value):
             raise _fail(path, f'"{field}" {op} needs a number, got {_show(value)}')
-        return value  # type: ignore[return-value]
+        return _bounded(field, value, path)
     if ftype is FieldType.DATETIME:
         return _datetime(field, value, path)
     # an attribute: the value's own type decides how it compares
@@ -265,9 +268,18 @@ def _value(field: str, ftype: FieldType | None, op: Op, value: object, path: str
         if op not in (Op.EQ, Op.NE):
             raise _fail(path, f'"{field}" {op} needs a string or a number, got {_show(value)}')
         return value
-    if isinstance(value, str) or _is_number(value):
-        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        return value
+    if _is_number(value):
+        return _bounded(field, value, path)
     raise _fail(path, f'"{field}" {op} needs a string, a number or a boolean, got {_show(value)}')
+
+
+def _bounded(field: str, value: object, path: str) -> int | float:
+    assert isinstance(value, int | float)
+    if abs(value) > MAX_NUMBER:
+        raise _fail(path, f'"{field}" needs a number between -10^15 and 10^15, got {_show(value)}')
+    return value
 
 
 def _is_number(value: object) -> bool:
@@ -284,15 +296,20 @@ def _datetime(field: str, value: object, path: str) -> datetime:
         raise _fail(path, f'"{field}" needs {hint}, got {_show(value)}')
     if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
         try:
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            parsed = datetime.fromisoformat(value).replace(tzinfo=UTC)
         except ValueError:
             raise _fail(path, f'"{field}" has an invalid date {_show(value)}') from None
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _fail(path, f'"{field}" needs {hint}, got {_show(value)}') from None
+        if parsed.tzinfo is None:
+            raise _fail(path, f'"{field}" needs a timezone offset (like +02:00 or Z) in {value!r}')
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(path, f'"{field}" needs {hint}, got {_show(value)}') from None
-    if parsed.tzinfo is None:
-        raise _fail(path, f'"{field}" needs a timezone offset (like +02:00 or Z) in {value!r}')
+        bounded_moment(parsed, field)
+    except InvalidInput as exc:
+        raise _fail(path, f'"{field}" {exc.message.removeprefix(field + " ")}') from None
     return parsed
 
 

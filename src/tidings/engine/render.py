@@ -11,6 +11,11 @@ the click and redirects with the mailing's UTM tags. Its ``unsubscribe_url``
 is short too (link number 0), and with ``opt_out`` the text ends with
 "STOP: <that link>" unless the template shows it already
 (:func:`~tidings.domain.sms_replies.with_opt_out`).
+
+Every render is bounded by the template's rendering budget
+(:mod:`tidings.domain.templates.budget`): a message whose render goes over
+raises ``InvalidInput(code="template_too_costly")``, and :meth:`EmailRenderer.check_budget`
+tells beforehand, with the sample customer, whether every message would.
 """
 
 from __future__ import annotations
@@ -20,17 +25,21 @@ from collections.abc import Callable
 from typing import Any
 
 from tidings.domain.mailings import Channel, Mailing
-from tidings.domain.messages import Recipient
+from tidings.domain.messages import Recipient, sample_recipient
 from tidings.domain.quiet_hours import QuietHours
 from tidings.domain.sms_replies import with_opt_out
 from tidings.domain.templates import CompiledSms, Template, compile_email, compile_sms, merge_utm
 from tidings.domain.tracking import bounce_address, click_signer, sign_message_token, sign_short
 from tidings.engine.ports import Transaction
+from tidings.errors import InvalidInput
 from tidings.transports.base import Envelope
 from tidings.transports.dkim import DkimSigner, UndecryptableSecret, decrypt_secret
 from tidings.transports.mime import MessageFactory
 
 log = logging.getLogger("tidings.worker")
+
+#: The code of a render that went over the template's rendering budget.
+TOO_COSTLY = "template_too_costly"
 
 
 def message_id_header(mailing_id: int | str, message_id: int | str, *, domain: str) -> str:
@@ -69,6 +78,13 @@ class EmailRenderer:
 
     def message_id_header(self, message_id: int) -> str:
         return message_id_header(self.mailing.id, message_id, domain=self.domain)
+
+    def check_budget(self, recipient: Recipient | None = None) -> None:
+        """Render for ``recipient`` (the sample customer by default), links
+        untouched; raises ``InvalidInput(code="template_too_costly")`` if that
+        goes over the rendering budget. Other render errors depend on the
+        customer's data and are left to each message."""
+        _check_budget(lambda context: self.compiled.render(context), self.mailing_ctx, recipient)
 
     def mail_from(self, message_id: int) -> str:
         return bounce_address(self.secret, message_id, domain=self.domain)
@@ -169,9 +185,24 @@ class SmsRenderer:
         context = {"customer": recipient.customer_context(), "mailing": self.mailing_ctx}
         return sms_text(self.compiled, context, link=link, unsubscribe=unsubscribe, opt_out=self.opt_out)
 
+    def check_budget(self, recipient: Recipient | None = None) -> None:
+        """See :meth:`EmailRenderer.check_budget`."""
+        _check_budget(lambda context: self.compiled.render(context), self.mailing_ctx, recipient)
+
     def envelope(self, recipient: Recipient) -> Envelope:
         return Envelope(message_id=recipient.id, mail_from=str(self.mailing.id), rcpt=recipient.address,
                         data=self.text(recipient).encode())
+
+
+def _check_budget(render: Callable[[dict[str, Any]], object], mailing: dict[str, Any],
+                  recipient: Recipient | None) -> None:
+    who = recipient or sample_recipient()
+    try:
+        render({"customer": who.customer_context(), "unsubscribe_url": "https://example.invalid/u/x",
+                "mailing": mailing})
+    except InvalidInput as exc:
+        if exc.code == TOO_COSTLY:
+            raise
 
 
 def dkim_signer(tx: Transaction, from_email: str, *, secret: bytes) -> DkimSigner | None:

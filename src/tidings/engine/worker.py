@@ -29,6 +29,12 @@ The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
   claimed before the first of them may go, so no worker waits or spins on it;
 - **parts** (SMS): the SMSC's id of every accepted part is kept with the
   results, for delivery receipts.
+- **template**: each render is bounded by the template's rendering budget; a
+  message whose render fails (over the budget for this customer's data, or
+  any other error) fails alone, and a template that cannot be compiled or
+  goes over the budget for the sample customer (so for everyone) interrupts
+  the mailing with ``technical_error`` naming the problem before anything of
+  the package is sent.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ from tidings.domain.reputation import verdict
 from tidings.engine import lifecycle, scheduler
 from tidings.engine.ports import Store, Transaction
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
-from tidings.errors import TidingsError
+from tidings.errors import InvalidInput, TidingsError
 from tidings.transports.base import Envelope, Outcome, Result, Transport
 
 log = logging.getLogger("tidings.worker")
@@ -219,6 +225,7 @@ class Worker:
                                         public_url=self.settings.public_url,
                                         link_number=self._link_numbers(mailing.id),
                                         opt_out=self.settings.sms_opt_out_link)
+            renderer.check_budget()
             self._renderers[mailing.id] = renderer
         return renderer
 
@@ -248,7 +255,12 @@ class Worker:
         with self.store.transaction() as tx:
             mailing = tx.mailing(package.mailing_id)
         assert mailing is not None
-        renderer = self._renderer(mailing)
+        try:
+            renderer = self._renderer(mailing)
+        except InvalidInput as exc:  # the template is broken for everyone
+            self._stop(package, mailing, InterruptCode.TECHNICAL_ERROR,
+                       f"The template cannot be sent: {exc.message} Fix the template, then resume.")
+            return
         transport = self.transport_for(mailing.channel)
         if transport is None:
             self._stop(package, mailing, InterruptCode.TECHNICAL_ERROR,
@@ -510,6 +522,7 @@ class Worker:
 
     def _stop(self, package: Package, mailing: Mailing, code: InterruptCode, message: str) -> None:
         """Release the package (its quota reservation too) and interrupt the mailing."""
+        self._renderers.pop(mailing.id, None)  # resumed, it renders the template as it is then
         now = self.clock()
         with self.store.transaction() as tx:
             tx.mailing(mailing.id, lock=True)

@@ -6,7 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tidings.domain.customers import parse_customers_csv, validate_customer
+from tidings.domain.bounds import check_text
+from tidings.domain.csvfiles import ErrorList, read_csv
+from tidings.domain.customers import CustomerInput, customer_lines, validate_customer
 from tidings.domain.segments import parse_rules
 from tidings.errors import InvalidInput, NotFound
 from tidings.services.context import Context
@@ -61,18 +63,40 @@ def upsert_customers(ctx: Context, items: list[Any]) -> list[int]:
     return ids
 
 
+#: Customers of a CSV file upserted together: memory stays that of one batch.
+IMPORT_BATCH = 5000
+
+
 def import_csv(ctx: Context, data: bytes, *, encoding: str | None = None,
                delimiter: str | None = None) -> dict[str, Any]:
-    """Good lines are kept, bad lines are reported by number."""
-    parsed = parse_customers_csv(data, encoding=encoding, delimiter=delimiter,
-                                 region=ctx.settings.default_region)
+    """Good lines are kept, bad lines are reported by number: the first
+    :data:`~tidings.domain.csvfiles.MAX_ERRORS` of them, and when there are
+    more, how many were left out in ``errors_omitted``. The file is read a
+    line at a time and upserted in batches of :data:`IMPORT_BATCH`, all in one
+    transaction: a file that cannot be read to its end (``BrokenCsv``) imports
+    nothing."""
+    table = read_csv(data, what="customers", encoding=encoding, delimiter=delimiter)
+    errors = ErrorList()
+    created = total = 0
+    now = ctx.now()
     with ctx.tx() as conn:
-        _, created = store.upsert_many(conn, [item for _, item in parsed.rows], now=ctx.now())
+        batch: list[CustomerInput] = []
+        for line, item in customer_lines(table, region=ctx.settings.default_region):
+            if isinstance(item, str):
+                errors.add(line, item)
+                continue
+            batch.append(item)
+            if len(batch) >= IMPORT_BATCH:
+                created += store.upsert_many(conn, batch, now=now)[1]
+                total, batch = total + len(batch), []
+        if batch:
+            created += store.upsert_many(conn, batch, now=now)[1]
+            total += len(batch)
     return {
         "created": created,
-        "updated": len(parsed.rows) - created,
-        "errors": [{"line": line, "message": message} for line, message in parsed.errors],
-    }
+        "updated": total - created,
+        "errors": [{"line": line, "message": message} for line, message in errors.kept],
+    } | ({"errors_omitted": errors.omitted} if errors.omitted else {})
 
 
 def get_customer(ctx: Context, customer_id: int) -> dict[str, Any]:
@@ -105,10 +129,15 @@ def segment_json(row: Any) -> dict[str, Any]:
             "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
 
 
-def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    name = (data.get("name") or "").strip() if isinstance(data.get("name"), str) else ""
+def _segment_name(value: Any) -> str:
+    name = value.strip() if isinstance(value, str) else ""
     if not name:
         raise InvalidInput("A segment needs a name.", field="name")
+    return check_text(name, "name", label="name")
+
+
+def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    name = _segment_name(data.get("name"))
     rules = data.get("rules", {})
     parse_rules(rules)
     now = ctx.now()
@@ -120,9 +149,7 @@ def create_segment(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def update_segment(ctx: Context, segment_id: int, data: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "name" in data:
-        if not isinstance(data["name"], str) or not data["name"].strip():
-            raise InvalidInput("A segment needs a name.", field="name")
-        values["name"] = data["name"].strip()
+        values["name"] = _segment_name(data["name"])
     if "rules" in data:
         parse_rules(data["rules"])
         values["rules"] = data["rules"]

@@ -274,14 +274,16 @@ def _resolve_event_message(secret: bytes, value: Any) -> tuple[int, int | None]:
             "message_id must be our message id (a number) or the message's Message-ID header.",
             field="message_id",
         )
+    if isinstance(value, str) and _NUMERIC.match(value):
+        value = int(value)
     if isinstance(value, int):
         if not 0 < value < 2**63:
             raise NotFound(f"There is no message {value}.", code="message_not_found")
         return value, None
-    if _NUMERIC.match(value):
-        return int(value), None
     by_header = parse_message_id_header(value)
     if by_header is not None:
+        if not all(0 < part < 2**63 for part in by_header):
+            raise NotFound(f"There is no message {value!r}.", code="message_not_found")
         return by_header[1], by_header[0]
     token = verp_token(value)
     mid = _message_from_token(secret, token) if token else None

@@ -15,16 +15,21 @@ from email_validator import EmailNotValidError, validate_email
 
 from tidings.domain import mailings as rules
 from tidings.domain.actors import SYSTEM, Actor
+from tidings.domain.bounds import check_id, check_text
 from tidings.domain.conversions import normalize_conversion
 from tidings.domain.mailings import Action, Channel, Mailing, MailingStatus
+from tidings.domain.messages import recipient_of
 from tidings.domain.quiet_hours import normalize_quiet_hours
 from tidings.engine import lifecycle
+from tidings.engine.render import renderer_for
 from tidings.errors import Conflict, InvalidInput
 from tidings.services import audit
 from tidings.services.context import Context
+from tidings.store import customers as customer_store
 from tidings.store import mailings as store
 from tidings.store import packages, templates
 from tidings.store import segments as segment_store
+from tidings.store.audience import audience_where
 from tidings.store.sending import SqlTransaction
 
 EDITABLE = ("name", "segment_id", "template_id", "from_email", "from_name", "reply_to",
@@ -106,6 +111,9 @@ def to_json(conn: sa.Connection, mailing: Mailing, *, with_steps: bool = True,
 
 
 def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: Channel) -> None:
+    for key, what in (("segment_id", "segment"), ("template_id", "template")):
+        if values.get(key) is not None:
+            check_id(values[key], key, what=what)
     if values.get("segment_id") is not None:
         if segment_store.get(conn, values["segment_id"]) is None:
             raise InvalidInput(f"There is no segment {values['segment_id']}.", field="segment_id")
@@ -124,10 +132,17 @@ def _check_refs(conn: sa.Connection, values: dict[str, Any], channel: Channel) -
 def _clean(values: dict[str, Any], *, name: str, channel: Channel,
            quiet_window: str = "21:00-09:00") -> dict[str, Any]:
     out = dict(values)
+    for key, label in (("name", "name"), ("from_name", "sender's name")):
+        if out.get(key) is not None:
+            if not isinstance(out[key], str):
+                raise InvalidInput(f"{key} must be a string.", field=key)
+            check_text(out[key], key, label=label)
     if "quiet_hours" in out:
         out["quiet_hours"] = normalize_quiet_hours(out["quiet_hours"], channel=channel.value,
                                                    default_window=quiet_window)
     for key in ("from_email", "reply_to"):
+        if out.get(key) is not None and not isinstance(out[key], str):
+            raise InvalidInput(f"{key} must be an email address.", field=key)
         if out.get(key):
             try:
                 out[key] = validate_email(out[key], check_deliverability=False).normalized
@@ -137,7 +152,11 @@ def _clean(values: dict[str, Any], *, name: str, channel: Channel,
         out["conversion"] = normalize_conversion(out.get("conversion"), name=name, channel=channel.value)
     if out.get("condition") is not None and out["condition"] not in rules.CONDITIONS:
         raise InvalidInput(f"condition must be one of {', '.join(rules.CONDITIONS)}.", field="condition")
-    if out.get("delay_hours") is not None and not 0 <= float(out["delay_hours"]) <= 24 * 365:
+    delay = out.get("delay_hours")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
+        raise InvalidInput("delay_hours must be a number of hours.", field="delay_hours",
+                           manager_message="The delay is a number of hours from 0 to 8,760 (a year).")
+    if delay is not None and not 0 <= float(delay) <= 24 * 365:
         raise InvalidInput("delay_hours must be between 0 and 8760.", field="delay_hours",
                            manager_message="The delay is a number of hours from 0 to 8,760 (a year).")
     return out
@@ -151,6 +170,8 @@ def _channel(value: Any) -> Channel:
 
 
 def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data.get("name") or "", str):
+        raise InvalidInput("name must be a string.", field="name")
     name = (data.get("name") or "").strip()
     if not name:
         raise InvalidInput("A mailing needs a name.", field="name")
@@ -187,6 +208,8 @@ def update(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, Any
     if unknown:
         raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
                            field=sorted(unknown)[0])
+    if not isinstance(data.get("name") or "", str):
+        raise InvalidInput("name must be a string.", field="name")
     now = ctx.now()
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
@@ -216,6 +239,29 @@ def check_ready(conn: sa.Connection, ctx: Context, mailing: Mailing) -> None:
     lifecycle.check_ready(SqlTransaction(conn), ctx.policy, mailing)
 
 
+def check_template_budget(conn: sa.Connection, ctx: Context, mailing: Mailing) -> None:
+    """Render the mailing's message once for the sample customer and once for
+    the first customer of its audience; raise ``InvalidInput(code=
+    "template_too_costly", field="template_id")`` if either goes over the
+    template's rendering budget (every message would). Does nothing for a
+    mailing that is not startable or not complete: the lifecycle says why."""
+    if mailing.status not in (MailingStatus.DRAFT, MailingStatus.SCHEDULED) or mailing.template_id is None \
+            or (mailing.channel is Channel.EMAIL and not mailing.from_email) \
+            or (mailing.segment_id is None and not mailing.is_later_step):
+        return
+    renderer = renderer_for(SqlTransaction(conn), mailing, secret=ctx.secret,
+                            public_url=ctx.settings.public_url)
+    first = customer_store.first_matching(conn, audience_where(conn, mailing))
+    try:
+        renderer.check_budget()
+        if first is not None:
+            renderer.check_budget(recipient_of(first))
+    except InvalidInput as exc:
+        raise InvalidInput(f"Template {mailing.template_id} cannot be sent: {exc.message}",
+                           code=exc.code, field="template_id",
+                           manager_message=f"Its template cannot be sent: {exc.message}") from exc
+
+
 def _audit(conn: sa.Connection, ctx: Context, actor: Actor, action: str, mailing: Mailing,
            **detail: Any) -> None:
     audit.record(conn, actor, action, f"mailing {mailing.id} “{mailing.name}”",
@@ -228,6 +274,7 @@ def send_now(ctx: Context, mailing_id: int, *, actor: Actor = SYSTEM) -> dict[st
         if mailing.is_later_step:
             raise Conflict("A later chain step is sent by its chain, after the step before it.",
                            code="chain_step")
+        check_template_budget(conn, ctx, mailing)
         lifecycle.start(SqlTransaction(conn), ctx.policy, mailing, Action.SEND, now=ctx.now())
         _audit(conn, ctx, actor, "mailing.send", mailing)
         return to_json(conn, _load(conn, mailing_id), now=ctx.now())
@@ -238,6 +285,7 @@ def schedule(ctx: Context, mailing_id: int, send_at: datetime | None, *,
     """See :func:`tidings.engine.lifecycle.schedule`."""
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id, lock=True)
+        check_template_budget(conn, ctx, mailing)
         lifecycle.schedule(SqlTransaction(conn), ctx.policy, mailing, send_at, now=ctx.now())
         scheduled = _load(conn, mailing_id)
         _audit(conn, ctx, actor, "mailing.schedule", mailing, send_at=_iso(scheduled.send_at))
@@ -317,16 +365,20 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
     if data.get("template_id") is None:
         raise InvalidInput("A step needs a template_id.", field="template_id",
                            manager_message="Choose a template for the step.")
+    if not isinstance(data.get("name") or "", str):
+        raise InvalidInput("name must be a string.", field="name")
     now = ctx.now()
     with ctx.tx() as conn:
         mailing = _load(conn, mailing_id)
         steps = store.chain(conn, mailing.chain_id)
         last = steps[-1]
         name = (data.get("name") or f"{steps[0].name} - step {last.step + 1}").strip()
+        senders: dict[str, Any] = {k: data[k] for k in ("from_email", "from_name", "reply_to")
+                                   if k in data}
         values = _clean(
             {"delay_hours": data.get("delay_hours", 24), "condition": data.get("condition", "all"),
              "name": name, "conversion": data.get("conversion", dict(last.conversion)),
-             "template_id": data["template_id"],
+             "template_id": data["template_id"], **senders,
              "quiet_hours": data.get("quiet_hours", dict(last.quiet_hours) if last.quiet_hours else None)},
             name=name, channel=mailing.channel, quiet_window=ctx.settings.sms_quiet_hours,
         )
@@ -334,9 +386,9 @@ def add_step(ctx: Context, mailing_id: int, data: dict[str, Any]) -> dict[str, A
         step_id = store.insert(conn, {
             **values, "channel": mailing.channel.value, "step": last.step + 1,
             "chain_id": mailing.chain_id, "segment_id": None,
-            "from_email": data.get("from_email", last.from_email),
-            "from_name": data.get("from_name", last.from_name),
-            "reply_to": data.get("reply_to", last.reply_to),
+            "from_email": values.pop("from_email", last.from_email),
+            "from_name": values.pop("from_name", last.from_name),
+            "reply_to": values.pop("reply_to", last.reply_to),
         }, now=now)
         if last.status is MailingStatus.SENT:
             lifecycle.schedule_next_step(SqlTransaction(conn), last, now=now)

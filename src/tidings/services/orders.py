@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tidings.domain.csvfiles import MAX_ERRORS
 from tidings.domain.engagement import OrderInput, attribute, money, parse_orders_csv, validate_order
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.services.context import Context
@@ -92,8 +93,10 @@ def import_orders(ctx: Context, data: bytes) -> dict[str, Any]:
     :func:`~tidings.domain.engagement.parse_orders_csv`); good lines are kept.
 
     Returns ``{"created": n, "attributed": n, "errors": [{"line", "message"}]}``,
-    errors in line order. Raises ``InvalidInput`` only for a file that cannot
-    be read at all (no header, a required column missing).
+    the first :data:`~tidings.domain.csvfiles.MAX_ERRORS` errors in line order
+    (and ``errors_omitted``, how many more, when there are more). Raises
+    ``InvalidInput`` only for a file that cannot be read at all (no header, a
+    required column missing).
     """
     parsed = parse_orders_csv(data)
     errors = list(parsed.errors)
@@ -108,7 +111,10 @@ def import_orders(ctx: Context, data: bytes) -> dict[str, Any]:
                 continue
             created += 1
             attributed += recorded["mailing_id"] is not None
-    return {"created": created, "attributed": attributed,
-            "errors": [{"line": line, "message": text} for line, text in sorted(errors)]}
+    errors.sort()
+    shown = [{"line": line, "message": text} for line, text in errors[:MAX_ERRORS]]
+    omitted = len(errors) - len(shown)
+    return {"created": created, "attributed": attributed, "errors": shown} | (
+        {"errors_omitted": omitted} if omitted else {})
 
 

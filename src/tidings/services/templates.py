@@ -21,10 +21,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tidings.domain.bounds import check_id, check_text
 from tidings.domain.messages import Recipient, recipient_of, sample_recipient
 from tidings.domain.templates import (
     CUSTOMER_FIELDS,
     STARTERS,
+    CompiledEmail,
+    CompiledSms,
     blocks_to_html,
     compile_email,
     compile_sms,
@@ -74,6 +77,7 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"{key} must be a string.", field=key)
     if not (values.get("name") or "").strip():
         raise InvalidInput("A template needs a name.", field="name")
+    check_text(values["name"].strip(), "name", label="name")
     channel = values.get("channel") or "email"
     editor = _editor(values)
     if channel == "email":
@@ -93,18 +97,20 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
         if not (values.get("html") or "").strip() and not (values.get("text") or "").strip():
             raise InvalidInput("An email template needs html or text.", field="html",
                                manager_message="An email template needs HTML or a plain-text part.")
-        compile_email(subject=values["subject"], html=with_preheader(values.get("html") or "", preheader),
-                      text=values.get("text"))
+        compiled: CompiledEmail | CompiledSms = compile_email(
+            subject=values["subject"], html=with_preheader(values.get("html") or "", preheader),
+            text=values.get("text"))
         values = {**values, "preheader": preheader}
     elif channel == "sms":
         if editor != "html" or values.get("blocks") is not None:
             raise InvalidInput("An SMS template is text: it has no blocks.", field="blocks")
         if not (values.get("text") or "").strip():
             raise InvalidInput("An SMS template needs text.", field="text")
-        compile_sms(text=values["text"])
+        compiled = compile_sms(text=values["text"])
         values = {**values, "subject": None, "html": None, "preheader": None, "blocks": None}
     else:
         raise InvalidInput("channel must be email or sms.", field="channel")
+    _check_budget(compiled)
     return {**values, "channel": channel, "editor": editor, "name": values["name"].strip()}
 
 
@@ -112,6 +118,19 @@ def _refuse_html_with_blocks(data: dict[str, Any], editor: str) -> None:
     if editor == "blocks" and (data.get("html") or "").strip():
         raise InvalidInput('A template made of blocks gets its html from them: leave html out, or '
                            'send "editor": "html" to write the HTML yourself.', field="html")
+
+
+def _check_budget(compiled: CompiledEmail | CompiledSms) -> None:
+    """A template that goes over its rendering budget for the sample customer
+    would for every customer: refused when it is saved. Other render errors
+    depend on the customer's data, and are shown by the preview."""
+    try:
+        compiled.render({"customer": sample_recipient().customer_context(),
+                         "unsubscribe_url": "https://example.invalid/u/x",
+                         "mailing": {"id": None, "name": "Preview"}})
+    except InvalidInput as exc:
+        if exc.code == "template_too_costly":
+            raise
 
 
 def create_template(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +220,7 @@ def starters() -> list[dict[str, Any]]:
 def _preview_recipient(conn: sa.Connection, customer_id: int | None) -> Recipient:
     if customer_id is None:
         return sample_recipient()
+    check_id(customer_id, "customer_id", what="customer")
     customer = customer_store.get(conn, customer_id)
     if customer is None:
         raise InvalidInput(f"There is no customer {customer_id}.", field="customer_id")

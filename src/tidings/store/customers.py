@@ -113,19 +113,34 @@ def find_by_email(conn: sa.Connection, email: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
+def like_pattern(text: str) -> str:
+    """A ``LIKE`` pattern (escape character ``\\``) matching ``text`` anywhere:
+    ``%`` and ``_`` in it are literal characters, not wildcards."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def search(conn: sa.Connection, *, query: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Customers whose email, first or last name (ignoring case) or phone holds
+    ``query`` as written (``%`` and ``_`` included), by id."""
     stmt = sa.select(customers).order_by(customers.c.id).limit(limit).offset(offset)
     if query:
-        like = f"%{query.lower()}%"
+        like = like_pattern(query.lower())
         stmt = stmt.where(
             sa.or_(
-                customers.c.email.like(like),
-                sa.func.lower(customers.c.first_name).like(like),
-                sa.func.lower(customers.c.last_name).like(like),
-                customers.c.phone.like(like),
+                customers.c.email.like(like, escape="\\"),
+                sa.func.lower(customers.c.first_name).like(like, escape="\\"),
+                sa.func.lower(customers.c.last_name).like(like, escape="\\"),
+                customers.c.phone.like(like, escape="\\"),
             )
         )
     return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def first_matching(conn: sa.Connection, where: sa.ColumnElement[bool]) -> dict[str, Any] | None:
+    """The customer with the smallest id among those matching ``where``, or None."""
+    row = conn.execute(sa.select(customers).where(where).order_by(customers.c.id).limit(1)).first()
+    return dict(row._mapping) if row else None
 
 
 def count(conn: sa.Connection) -> int:

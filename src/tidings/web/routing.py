@@ -11,6 +11,13 @@ error handlers never see a web route's error), and writes the session cookie
 back when it changed: HttpOnly, SameSite=Lax, and Secure when the request came
 over https (:func:`tidings.web.security.is_https`). Security headers are set
 on every response by :class:`tidings.web.security.SecurityHeaders`.
+
+The same route class is the web UI's catch-all: an integer in the address
+beyond 64 bits is a 404 page (or a 422 page for a query parameter) before any
+handler runs, a form field with a NUL character or a lone surrogate is a 422
+page naming the field, a value the database refuses is a 422 page, and any
+other exception is a 500 page with a reference that is logged with the
+traceback: never a bare "Internal Server Error".
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -33,6 +41,7 @@ from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect
 
 from tidings import __version__
+from tidings.api.errors import log_internal
 from tidings.domain.actors import Actor
 from tidings.errors import Forbidden, InvalidInput, RateLimited, TemplateSyntaxError, TidingsError
 from tidings.services import sessions as server_sessions
@@ -118,7 +127,22 @@ def admin(request: Request) -> Actor:
 
 
 async def form_data(request: Request) -> FormData:
-    return await request.form()
+    """The form of a POST; refuses (``InvalidInput`` naming the field) a value
+    with a NUL character or a lone surrogate, which no database column holds."""
+    form = await request.form()
+    for key, value in form.multi_items():
+        if isinstance(value, str) and ("\x00" in value or _has_lone_surrogate(value)):
+            raise InvalidInput(f"The field {key} contains a character that is not text (NUL or a "
+                               "lone surrogate); remove it and try again.", field=key)
+    return form
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 Who = Annotated[Actor, Depends(signed_in)]
@@ -215,12 +239,43 @@ async def _load_session(ctx: Context, request: Request, secret: bytes) -> tuple[
     return loaded, current
 
 
+#: Integers a page address may hold: what the database's 64-bit ids hold.
+_INT64 = 2**63
+
+
+def _int_params(route: APIRoute) -> tuple[set[str], set[str]]:
+    """The names of the route's integer path and query parameters."""
+    def ints(params: Any) -> set[str]:
+        return {p.name for p in params
+                if getattr(p.field_info, "annotation", None) in (int, int | None)}
+    return ints(route.dependant.path_params), ints(route.dependant.query_params)
+
+
+def _out_of_range(value: str) -> bool:
+    text = value.strip().removeprefix("-").removeprefix("+")
+    return text.isascii() and text.isdigit() and (len(text) > 19 or int(text) >= _INT64)
+
+
+def _address_out_of_range(request: Request, ints: tuple[set[str], set[str]]) -> Response | None:
+    path_ints, query_ints = ints
+    if any(_out_of_range(str(request.path_params.get(name, ""))) for name in path_ints):
+        return render(request, "error.html", status_code=404, title="Not found",
+                      message="There is no such page. Check the address, or follow a link "
+                              "from the menu.")
+    for name in query_ints:
+        if any(_out_of_range(value) for value in request.query_params.getlist(name)):
+            return render(request, "error.html", status_code=422, title="Something is wrong",
+                          message=f"The address has a value this page cannot use ({name}).")
+    return None
+
+
 def route_class(ctx: Context) -> type[APIRoute]:
     """The route class of the web router, bound to ``ctx`` for the session key."""
 
     class WebRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            ints = _int_params(self)
 
             async def handle(request: Request) -> Response:
                 secret: bytes = await run_in_threadpool(lambda: ctx.secret)
@@ -228,6 +283,9 @@ def route_class(ctx: Context) -> type[APIRoute]:
                 loaded, start = await _load_session(ctx, request, secret)
                 set_session(request, start)
                 try:
+                    out_of_range = _address_out_of_range(request, ints)
+                    if out_of_range is not None:
+                        return out_of_range
                     if request.method == "POST":
                         await _check_csrf(request, start)
                     response = await handler(request)
@@ -243,6 +301,14 @@ def route_class(ctx: Context) -> type[APIRoute]:
                     response = _bad_request_page(request, exc)
                 except ClientDisconnect:  # the browser left (e.g. navigated away mid-htmx)
                     return Response(status_code=400)
+                except sa.exc.DataError:
+                    response = render(request, "error.html", status_code=422, title="Something is wrong",
+                                      message="A value is out of range or too long to be saved. "
+                                              "Go back, check what you entered and try again.")
+                except Exception as exc:  # noqa: BLE001 - the page's last line of defence
+                    said = log_internal(exc, f"{request.method} {request.url.path}")
+                    response = render(request, "error.html", status_code=500,
+                                      title="Something went wrong", message=said)
                 final = session_of(request)
                 if loaded is None or final.stored() != loaded.stored():
                     response.set_cookie(cookie, sessions.dump(final, secret),

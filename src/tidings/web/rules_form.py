@@ -148,7 +148,7 @@ def _scalar(field: str, text: str) -> Any:
     kind = FIELDS.get(field)
     if kind is None and field.startswith(ATTRIBUTE_PREFIX):
         return typed_value(text)
-    if kind is FieldType.NUMBER and NUMERIC_TEXT.fullmatch(text):
+    if kind is FieldType.NUMBER and NUMERIC_TEXT.fullmatch(text) and len(text) <= 30:
         return float(text) if "." in text else int(text)
     return text
 
@@ -168,6 +168,9 @@ def rules_of(builder: Builder) -> Any:
             return json.loads(builder.json_text or "{}")
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"The rules are not valid JSON: {exc.msg} (line {exc.lineno}).",
+                               field="rules") from None
+        except (ValueError, RecursionError):  # a number of 4,300 digits; nesting past Python's limit
+            raise InvalidInput("The rules are too large or nested too deep to read.",
                                field="rules") from None
     leaves: list[Any] = []
     for row in builder.rows:

@@ -22,6 +22,12 @@ Errors:
   /``import`` are refused at compile time with
   ``InvalidInput(code="unsafe_template")``; any unsafe access only discovered
   while rendering raises the same error;
+- a field over 500,000 characters is refused at compile time with
+  ``InvalidInput(code="template_too_large")``;
+- a render that goes over its budget (loop rounds, calls, time, size of a
+  value, of everything built and of a field's output: see :mod:`.budget`)
+  raises ``InvalidInput(code="template_too_costly")`` naming the field, as
+  soon as it does;
 - any other failure while rendering (``{{ 1 / 0 }}``) raises
   ``InvalidInput(code="template_render_error")``.
 
@@ -29,7 +35,9 @@ Pure: standard library, ``jinja2``, ``css_inline`` and ``mjml``.
 
 The package, one module a concern, each stating its guarantees:
 
-- :mod:`.sandbox`: the Jinja sandbox and the compile-time safety check;
+- :mod:`.budget`: what one message's render may cost, and the error past it;
+- :mod:`.sandbox`: the Jinja sandbox, the compile-time safety check, and the
+  metering of everything a template does;
 - :mod:`.protection`: hiding Jinja from css_inline and html.parser;
 - :mod:`.text`: HTML to plain text (:func:`html_to_text`, and the derived
   text template);
@@ -46,13 +54,14 @@ The package, one module a concern, each stating its guarantees:
 
 Dependency order (a module imports only the ones on its right; no cycles)::
 
-    sandbox, protection, text, utm,
+    budget, protection, text, utm,
     records, starters               <-  nothing of this package
+    sandbox                         <-  budget
     links                           <-  protection
     variables                       <-  sandbox
     blocks                          <-  sandbox, protection
     layout                          <-  blocks, protection
-    compiled                        <-  sandbox, protection, text, links
+    compiled                        <-  budget, sandbox, protection, text, links
     __init__                        <-  compiled, records, text, utm, blocks, layout,
                                         starters, variables
 

@@ -10,7 +10,10 @@ the links written literally in the template. :meth:`CompiledEmail.render` and
 asked, rewrite links and add the open pixel; they never inline CSS.
 
 Guarantees: compiled templates are immutable and safe to render from many
-threads; a rendered subject is one line; rendering raises only the errors the
+threads; one message's render (subject, HTML and text together) runs under
+one :class:`~.budget.Budget`, and each field's output is counted as it
+streams, so a render stops as soon as it goes over; a rendered subject is one
+line; rendering raises only the errors the
 package docstring lists (and whatever the caller's ``link`` raises). Compiling an HTML template with CSS to
 inline also raises :class:`~tidings.errors.TemplateSyntaxError` (field
 ``html``, with the line) for Jinja inside ``<style>`` or a tag name, or for a
@@ -30,6 +33,13 @@ import jinja2
 from jinja2.sandbox import SecurityError
 from markupsafe import Markup
 
+from tidings.domain.templates.budget import (
+    MAX_OUTPUT,
+    Budget,
+    TemplateTooCostly,
+    activate,
+    deactivate,
+)
 from tidings.domain.templates.links import (
     HREF,
     HREF_ANY_CASE,
@@ -52,6 +62,9 @@ from tidings.errors import InvalidInput, TemplateSyntaxError, TidingsError
 __all__ = ["CompiledEmail", "CompiledSms", "RenderedEmail", "compile_email", "compile_sms"]
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n\x0b\x0c\x85\u2028\u2029]+\s*")
+#: What no message may carry: NUL, and halves of surrogate pairs (not text; a
+#: template makes them with "\\ud800" in a string literal).
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
 
 
@@ -65,8 +78,32 @@ class RenderedEmail:
     text: str
 
 
-def _run(template: jinja2.Template, parent: dict[str, Any]) -> str:
-    return "".join(template.root_render_func(template.new_context(parent, shared=True)))
+def _run(template: jinja2.Template, parent: dict[str, Any], budget: Budget) -> str:
+    """Render one field under ``budget``, counting the output as it streams:
+    rendering stops as soon as the field passes :data:`MAX_OUTPUT` characters.
+    NUL characters and lone surrogates in the result become U+FFFD."""
+    token = activate(budget)
+    try:
+        pieces: list[str] = []
+        size = 0
+        for piece in template.root_render_func(template.new_context(parent, shared=True)):
+            size += len(piece)
+            if size > MAX_OUTPUT:
+                raise TemplateTooCostly(f"it writes more than {MAX_OUTPUT:,} characters")
+            pieces.append(piece)
+        text = "".join(pieces)
+        return _NOT_TEXT.sub("\ufffd", text) if _NOT_TEXT.search(text) else text
+    finally:
+        deactivate(token)
+
+
+def _known_error(field: str, exc: TidingsError) -> TidingsError:
+    """Our own error raised while rendering, naming the field."""
+    if isinstance(exc, TemplateTooCostly):
+        return exc.for_field(field)
+    if isinstance(exc, InvalidInput) and exc.field is None:
+        exc.field = field
+    return exc
 
 
 def _render_error(field: str, exc: Exception) -> InvalidInput:
@@ -145,19 +182,20 @@ class CompiledEmail:
             for static in self.static_links:
                 parent[static.name] = Markup(static.original) if static.quotes else static.original
         field = "subject"
+        budget = Budget()  # one for the whole message
         try:
-            subject = _one_line(_run(self.subject_template, parent))
+            subject = _one_line(_run(self.subject_template, parent, budget))
             field = "html"
-            html = None if self.html_template is None else _run(self.html_template, parent)
+            html = None if self.html_template is None else _run(self.html_template, parent, budget)
             field = "text"
             if self.text_template is not None:
-                text = _run(self.text_template, parent)
+                text = _run(self.text_template, parent, budget)
                 if self.text_derived:
                     text = _BLANK_LINES.sub("\n\n", text).strip()
             else:
                 text = html_to_text(html or "")
-        except TidingsError:
-            raise
+        except TidingsError as exc:
+            raise _known_error(field, exc) from exc.__cause__
         except Exception as exc:
             raise _render_error(field, exc) from exc
         if rewrite is not None:
@@ -185,9 +223,9 @@ class CompiledSms:
         ``link`` rewrites ``http(s)://`` URLs as in :meth:`CompiledEmail.render`.
         """
         try:
-            text = _run(self.template, {**GLOBALS, **context}).strip()
-        except TidingsError:
-            raise
+            text = _run(self.template, {**GLOBALS, **context}, Budget()).strip()
+        except TidingsError as exc:
+            raise _known_error("text", exc) from exc.__cause__
         except Exception as exc:
             raise _render_error("text", exc) from exc
         if link is not None:

@@ -55,13 +55,19 @@ def _aware(local: str, tz: str) -> datetime:
                            field="send_at") from None
 
 
+def _whole(text: str) -> bool:
+    """Whether ``text`` is a whole number as people type one (ASCII digits; ``int``
+    takes other scripts' digits too, and refuses more than 4,300 of them)."""
+    return text.isascii() and text.isdigit() and len(text) <= 30
+
+
 def _form_values(form: Any) -> dict[str, Any]:
     """The mailing fields of a settings form; empty means "not set", ids are numbers."""
     values: dict[str, Any] = {}
     for key in EDIT_FIELDS:
         if key in form:
             text = str(form.get(key, "")).strip()
-            values[key] = (int(text) if text.isdigit() else text or None) if key.endswith("_id") \
+            values[key] = (int(text) if _whole(text) else text or None) if key.endswith("_id") \
                 else text or None
     return values
 
@@ -70,7 +76,7 @@ def _conversion(form: Any, current: dict[str, Any] | None) -> dict[str, Any] | N
     if "window_days" not in form:
         return None
     text = str(form.get("window_days", "")).strip()
-    if not text.isdigit():
+    if not _whole(text):
         raise InvalidInput("The conversion window is a whole number of days from 1 to 365.",
                            field="conversion.window_days")
     basis = str(form.get("basis", "received"))
@@ -308,7 +314,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
             delay = float(values["delay_hours"] or 24)
         except ValueError:
             delay = -1.0
-        data = {"template_id": int(values["template_id"]) if values["template_id"].isdigit()
+        data = {"template_id": int(values["template_id"]) if _whole(values["template_id"])
                 else None, "delay_hours": delay, "condition": values["condition"] or "all"}
         try:
             step = mailings.add_step(ctx, mailing_id, data)

@@ -27,7 +27,8 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         text = values["amount"].strip().replace(",", "").replace(" ", "")
         try:
             quotas.topup(ctx, channel=values["channel"], actor=actor,
-                          amount=int(text) if text.isdigit() else text)
+                          amount=int(text) if text.isascii() and text.isdigit() and len(text) <= 30
+                          else text)
         except TidingsError as exc:
             return page(request, errors=field_errors(exc), values=values, status=exc.status)
         flash(request, f"Added {int(text):,} {values['channel']} messages to the quota.")

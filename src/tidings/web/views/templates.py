@@ -63,7 +63,7 @@ def _customer_id(ctx: Context, text: str) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= 30:
         return int(text)
     found = audience.find_customers(ctx, email=text)
     if not found:
