@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import Response
 
-from tidings.api.dependencies import Admin, Ctx, JsonBody, api_router
+from tidings.api.dependencies import Admin, Ctx, Id, JsonBody, api_router
 from tidings.services import test_addresses
 
 router = api_router()
@@ -31,6 +31,6 @@ def add_address(ctx: Ctx, actor: Admin, body: JsonBody) -> dict[str, Any]:
 
 
 @router.delete("/test-addresses/{entry_id}", status_code=204, tags=["test addresses"])
-def remove_address(ctx: Ctx, actor: Admin, entry_id: int) -> Response:
+def remove_address(ctx: Ctx, actor: Admin, entry_id: Id) -> Response:
     test_addresses.remove_address(ctx, entry_id, actor=actor)
     return Response(status_code=204)

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import Response
 from pydantic import BaseModel, Field
 
-from tidings.api.dependencies import Admin, Ctx, api_router
+from tidings.api.dependencies import Admin, Ctx, Id, api_router
 from tidings.services import users
 
 router = api_router()
@@ -51,24 +51,24 @@ def create_user(ctx: Ctx, actor: Admin, body: NewUser) -> dict[str, Any]:
 
 
 @router.get("/users/{user_id}", tags=["users"])
-def get_user(ctx: Ctx, actor: Admin, user_id: int) -> dict[str, Any]:
+def get_user(ctx: Ctx, actor: Admin, user_id: Id) -> dict[str, Any]:
     return users.get_user(ctx, user_id)
 
 
 @router.patch("/users/{user_id}", tags=["users"])
-def change_user(ctx: Ctx, actor: Admin, user_id: int, body: UserChange) -> dict[str, Any]:
+def change_user(ctx: Ctx, actor: Admin, user_id: Id, body: UserChange) -> dict[str, Any]:
     """``{"role": "admin" | "manager"}``; the person's sessions end."""
     return users.change_role(ctx, user_id, role=body.role, actor=actor)
 
 
 @router.delete("/users/{user_id}", status_code=204, tags=["users"])
-def remove_user(ctx: Ctx, actor: Admin, user_id: int) -> Response:
+def remove_user(ctx: Ctx, actor: Admin, user_id: Id) -> Response:
     users.remove_user(ctx, user_id, actor=actor)
     return Response(status_code=204)
 
 
 @router.post("/users/{user_id}/password-reset", tags=["users"])
-def reset_password(ctx: Ctx, actor: Admin, user_id: int) -> dict[str, Any]:
+def reset_password(ctx: Ctx, actor: Admin, user_id: Id) -> dict[str, Any]:
     """``{"user_id", "email", "expires_at", "mailed", "link", "mail_problem"}``:
     ``link`` is null when the link was mailed to the person."""
     return users.reset_password(ctx, user_id=user_id, actor=actor)
