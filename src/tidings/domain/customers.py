@@ -25,12 +25,13 @@ import enum
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from tidings.domain import columns
 from tidings.domain.attributes import cell_value
 from tidings.domain.csvfiles import read_csv
 from tidings.errors import InvalidInput
@@ -240,7 +241,8 @@ class CsvResult:
 #: Columns that map to customer fields; every other column is an attribute.
 CSV_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "attributes")
 def parse_customers_csv(
-    data: bytes, *, encoding: str | None = None, delimiter: str | None = None
+    data: bytes, *, encoding: str | None = None, delimiter: str | None = None,
+    mapping: Mapping[str, str] | None = None,
 ) -> CsvResult:
     """Parse a CSV file of customers.
 
@@ -251,44 +253,52 @@ def parse_customers_csv(
     :data:`CSV_COLUMNS` ignoring case, surrounding blanks, and spaces or dashes
     standing for ``_``; other columns become attributes under their header as
     written, typed by :func:`~tidings.domain.attributes.cell_value`, with empty
-    cells left out. Blank lines are skipped.
+    cells left out. ``mapping`` (header -> target, see
+    :mod:`tidings.domain.columns`) says otherwise for the columns it names.
+    Blank lines are skipped.
 
     Raises :class:`InvalidInput` when the file cannot be decoded, has no
     header, has neither an ``email`` nor an ``external_id`` column, or repeats
-    a column. A bad line does not raise: it becomes an entry of ``errors``
-    whose message names the field.
+    a column, or for a mapping that does not fit the header. A bad line does
+    not raise: it becomes an entry of ``errors`` whose message names the field.
     """
     table = read_csv(data, what="customers", encoding=encoding, delimiter=delimiter)
     rows: list[tuple[int, CustomerInput]] = []
     errors: list[tuple[int, str]] = []
-    columns: list[str | None] | None = None
-    attribute_names: set[str] = set()
-    for line, cells in table.records():
-        if columns is None:
-            columns = _header(cells)
-            attribute_names = {c for c in columns if c and c not in CSV_COLUMNS}
-            continue
-        if len(cells) > len(columns) and any(cells[len(columns) :]):
-            errors.append((line, f"The line has {len(cells)} fields but the header has {len(columns)}."))
-            continue
-        fields: dict[str, Any] = {}
-        attributes: dict[str, str | bool] = {}
-        for name, cell in zip(columns, cells, strict=False):
-            if name is None or not cell:
-                continue
-            if name in attribute_names:
-                attributes[name] = cell_value(cell)
-            else:
-                fields[name] = cell
-        fields["attributes"] = attributes
-        try:
-            rows.append((line, validate_customer(fields)))
-        except InvalidInput as exc:
-            errors.append((line, exc.message))
-    if columns is None:  # pragma: no cover - a non-blank text always yields a record
-        raise InvalidInput("The file has no header line.", field="file")
+    for line, item in read_customers(table.records(), mapping=mapping):
+        if isinstance(item, CustomerInput):
+            rows.append((line, item))
+        else:
+            errors.append((line, item))
     encoding, delimiter = table.encoding, table.delimiter
     return CsvResult(rows=rows, errors=errors, encoding=encoding, delimiter=delimiter)
+
+
+def read_customers(records: Iterable[tuple[int, list[str]]], *,
+                   mapping: Mapping[str, str] | None = None
+                   ) -> Iterator[tuple[int, CustomerInput | str]]:
+    """``(line, customer)`` for each good line of a file's ``records`` (the
+    first is the header), ``(line, message)`` for each bad one; see
+    :func:`parse_customers_csv`. Lazy: a caller may import in chunks."""
+    header: list[str] | None = None
+    found: list[str] = []
+    for line, cells in records:
+        if header is None:
+            if mapping is None:
+                _header(cells)  # the contract's checks, in its words
+            header, found = cells, columns.targets(cells, mapping)
+            continue
+        if len(cells) > len(header) and any(cells[len(header) :]):
+            yield line, f"The line has {len(cells)} fields but the header has {len(header)}."
+            continue
+        try:
+            fields, texts = columns.fields_of(header, found, cells)
+            fields["attributes"] = {key: cell_value(text) for key, text in texts.items()}
+            yield line, validate_customer(fields)
+        except InvalidInput as exc:
+            yield line, exc.message
+    if header is None:  # pragma: no cover - a non-blank text always yields a record
+        raise InvalidInput("The file has no header line.", field="file")
 
 
 def _header(cells: list[str]) -> list[str | None]:

@@ -60,7 +60,7 @@ from tidings.domain.segments import (
     attribute_key,
     window,
 )
-from tidings.store.tables import UtcDateTime, customers, messages, segments
+from tidings.store.tables import UtcDateTime, customers, mailings, messages, segments
 
 #: Rule field -> column. Adding a field is one line here and one in ``domain.segments.FIELDS``.
 COLUMNS: dict[str, sa.Column[_Any]] = {
@@ -380,3 +380,39 @@ def get(conn: sa.Connection, segment_id: int) -> sa.Row[_Any] | None:
 
 def list_rows(conn: sa.Connection) -> list[sa.Row[_Any]]:
     return list(conn.execute(sa.select(segments).order_by(segments.c.id)))
+
+
+def delete(conn: sa.Connection, segment_id: int) -> None:
+    """Delete the segment; the mailings that named it (drafts, sent ones) no
+    longer do. The caller has checked that none is scheduled or sending."""
+    conn.execute(mailings.update().where(mailings.c.segment_id == segment_id).values(segment_id=None))
+    conn.execute(segments.delete().where(segments.c.id == segment_id))
+
+
+def mailings_using(conn: sa.Connection, segment_id: int, statuses: tuple[str, ...]
+                   ) -> list[tuple[int, str, str]]:
+    """``(id, name, status)`` of the mailings in ``statuses`` that use the segment."""
+    rows = conn.execute(
+        sa.select(mailings.c.id, mailings.c.name, mailings.c.status)
+        .where(mailings.c.segment_id == segment_id, mailings.c.status.in_(statuses))
+        .order_by(mailings.c.id)
+    )
+    return [(r.id, r.name, r.status) for r in rows]
+
+
+def mailings_sent(conn: sa.Connection, *, limit: int) -> list[tuple[int, str, str]]:
+    """``(id, name, channel)`` of the mailings that have messages (sent or being
+    sent), the newest first: what "received the mailing" may name."""
+    rows = conn.execute(
+        sa.select(mailings.c.id, mailings.c.name, mailings.c.channel)
+        .where(mailings.c.started_at.is_not(None))
+        .order_by(mailings.c.started_at.desc(), mailings.c.id.desc()).limit(limit)
+    )
+    return [(r.id, r.name, r.channel) for r in rows]
+
+
+def mailing_names(conn: sa.Connection, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(mailings.c.id, mailings.c.name).where(mailings.c.id.in_(ids)))
+    return {r.id: r.name for r in rows}
