@@ -103,13 +103,13 @@ def test_a_segment_exports_as_csv_that_imports_back(make_ctx, api_for):
 
 
 SHOPIFY = (
-    "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Phone,Accepts SMS Marketing,"
-    "Total Spent\n"
-    "1001,Ann,Lee,ann@example.org,yes,+37255500001,no,120.50\n"
-    "1002,Bob,Ray,bob@example.org,no,,yes,0.00\n"
-    "1003,Cid,Oak,cid@example.org,maybe,,,5\n"
-    "1004,Dee,Elm,dee@example.org,yes,,,1\n"
-).encode()
+    b"Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Phone,Accepts SMS Marketing,"
+    b"Total Spent\n"
+    b"1001,Ann,Lee,ann@example.org,yes,+37255500001,no,120.50\n"
+    b"1002,Bob,Ray,bob@example.org,no,,yes,0.00\n"
+    b"1003,Cid,Oak,cid@example.org,maybe,,,5\n"
+    b"1004,Dee,Elm,dee@example.org,yes,,,1\n"
+)
 MAP = {"Customer ID": "external_id", "First Name": "first_name", "Last Name": "last_name",
        "Accepts Email Marketing": "email_consent", "Accepts SMS Marketing": "sms_consent",
        "Total Spent": "attributes.total_spent"}
