@@ -17,7 +17,16 @@ from fastapi.responses import FileResponse
 
 from tidings.services.context import Context
 from tidings.web.routing import route_class
-from tidings.web.views import auth, customers, domains, mailings, quota, segments, templates
+from tidings.web.views import (
+    auth,
+    customers,
+    domains,
+    mailings,
+    quota,
+    segments,
+    settings,
+    templates,
+)
 
 STATIC = Path(__file__).with_name("static")
 MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
@@ -59,6 +68,7 @@ def build_web_router(ctx: Context) -> APIRouter:
     mailings.add_routes(r, ctx)
     quota.add_routes(r, ctx)
     domains.add_routes(r, ctx)
+    settings.add_routes(r, ctx)
     return r
 
 

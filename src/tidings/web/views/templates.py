@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tidings.errors import InvalidInput, TidingsError
-from tidings.services import audience, test_sends
+from tidings.services import audience, shop, test_sends
 from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
@@ -46,7 +46,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         customers = audience.find_customers(ctx, limit=50)
         return render(request, "template.html", status_code=status, template=template,
                       values=values, errors=errors, customers=customers, test_to=test_to,
-                      default_from=ctx.settings.default_from_email)
+                      default_from=shop.default_sender(ctx).email)
 
     def save(request: Request, form: Any, template: dict[str, Any] | None) -> Response:
         values = _values(form, template)
