@@ -243,8 +243,8 @@ def batch(conn: sa.Connection, where: sa.ColumnElement[bool], *, after: int,
 def attribute_keys(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[str]:
     """Every attribute key of the customers ``where`` selects, sorted."""
     if conn.dialect.name == "postgresql":
-        keys = sa.func.jsonb_object_keys(customers.c.attributes).table_valued("value")
-        stmt = sa.select(keys.c.value).select_from(customers).join(keys, sa.true()).where(where)
+        keys = sa.func.jsonb_object_keys(customers.c.attributes).table_valued("key").render_derived()
+        stmt = sa.select(keys.c.key).select_from(customers).join(keys, sa.true()).where(where)
     else:
         each = sa.func.json_each(customers.c.attributes).table_valued("key")
         stmt = sa.select(each.c.key).select_from(customers).join(each, sa.true()).where(where)

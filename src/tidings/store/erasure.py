@@ -13,7 +13,6 @@ from tidings.domain.messages import MessageStatus
 from tidings.store.tables import (
     erased_contacts,
     feedback_events,
-    mailings,
     messages,
     orders,
     packages,
@@ -22,15 +21,6 @@ from tidings.store.tables import (
 
 msg, pkg = messages, packages
 QUEUED = MessageStatus.QUEUED.value
-
-
-def sending_mailings(conn: sa.Connection, customer_id: int) -> list[str]:
-    """Names of the mailings with a message to the customer in flight right now."""
-    return list(conn.scalars(
-        sa.select(mailings.c.name).join(msg, msg.c.mailing_id == mailings.c.id)
-        .where(msg.c.customer_id == customer_id, msg.c.status == MessageStatus.SENDING.value)
-        .order_by(mailings.c.id)
-    ))
 
 
 def withdraw_queued(conn: sa.Connection, customer_id: int, *, reason: str) -> int:
