@@ -183,3 +183,21 @@ def test_a_background_import_that_meets_a_broken_line_keeps_the_lines_before(mak
     assert (done["status"], done["created"], done["done_lines"]) == ("failed", 1, 2)
     assert done["failure"] == ("The file is not valid CSV near line 3: field larger than field "
                                "limit (131072). The lines before it were imported.")
+
+
+def test_a_preview_never_started_is_deleted_a_day_later(make_ctx):
+    from datetime import timedelta
+
+    from tidings.errors import NotFound
+
+    ctx = make_ctx()
+    now = ctx.now()
+    ctx.clock = lambda: now
+    old = imports.preview(ctx, SHOPIFY, filename="old.csv", actor=SYSTEM)
+    ctx.clock = lambda: now + timedelta(hours=23)
+    imports.preview(ctx, SHOPIFY, filename="newer.csv", actor=SYSTEM)
+    assert imports.status(ctx, old["id"])["status"] == "previewed"
+    ctx.clock = lambda: now + timedelta(days=1, minutes=1)
+    imports.preview(ctx, SHOPIFY, filename="newest.csv", actor=SYSTEM)
+    with pytest.raises(NotFound):
+        imports.status(ctx, old["id"])

@@ -8,6 +8,8 @@
   column; :func:`start` takes the mapping the person chose and imports in a
   background thread of the serving process, :data:`CHUNK` lines per
   transaction, recording progress that the page polls (:func:`status`).
+  The file is kept until it is imported; one never started is deleted a day
+  later (at the next preview).
   Each chunk is committed on its own: a file stopped half-way (a broken CSV
   line, the server restarting) keeps the lines before, and importing it again
   updates those customers, never duplicates them.
@@ -40,6 +42,8 @@ PREVIEW_LINES = 5
 STALLED_AFTER = timedelta(minutes=2)
 #: The largest file the import page keeps for a background import.
 MAX_FILE = 100 * 1024 * 1024
+#: A previewed file that was not imported within this time is deleted.
+KEEP_UNSTARTED = timedelta(days=1)
 
 log = logging.getLogger("tidings.imports")
 
@@ -85,6 +89,7 @@ def preview(ctx: Context, data: bytes, *, filename: str | None, delimiter: str |
     header = next(records)[1]
     suggested = columns.suggested_targets(header)
     with ctx.tx() as conn:
+        import_store.forget_unstarted(conn, before=ctx.now() - KEEP_UNSTARTED)
         import_id = import_store.insert(
             conn, data=data, filename=(filename or "")[:255] or None, encoding=table.encoding,
             delimiter=table.delimiter, mapping=dict(zip(header, suggested, strict=False)),

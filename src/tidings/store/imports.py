@@ -57,3 +57,9 @@ def finish(conn: sa.Connection, import_id: int, *, status: str, now: datetime,
     """running -> done or failed; the file is dropped."""
     conn.execute(customer_imports.update().where(customer_imports.c.id == import_id).values(
         status=status, failure=failure, data=None, finished_at=now, updated_at=now))
+
+
+def forget_unstarted(conn: sa.Connection, *, before: datetime) -> int:
+    """Delete the previews made before ``before`` that were never started (their files)."""
+    return conn.execute(customer_imports.delete().where(
+        customer_imports.c.status == "previewed", customer_imports.c.created_at < before)).rowcount
