@@ -209,6 +209,7 @@ def test_a_relative_date_segment_follows_the_clock(serve, page: Page, width: int
     site.ctx.clock = lambda: later
     nav(page, "Segments").click()
     expect(row_of(page, "Bought this month").locator("td").nth(1)).to_have_text("0")
+    expect(row_of(page, "Bought this month")).to_contain_text("follows the calendar")
     page.get_by_role("link", name="Bought this month").click()
     expect(page.get_by_label("Number of days")).to_have_value("30")  # it stayed relative
     expect(count).to_contain_text("0 customers match")

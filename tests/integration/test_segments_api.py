@@ -20,7 +20,7 @@ def test_a_copy_has_the_same_rules_and_its_own_name(make_ctx, api_for):
     copy = api.ok("POST", f"/segments/{original['id']}/copy", status=201)
 
     assert copy["id"] != original["id"]
-    assert (copy["name"], copy["rules"]) == ("Copy of Big spenders", rules)
+    assert (copy["name"], copy["rules"], copy["relative"]) == ("Copy of Big spenders", rules, True)
     assert api.post("/segments/999999/copy", expect=404).json()["error"]["code"] == \
         "segment_not_found"
 
@@ -31,7 +31,7 @@ def test_a_segment_can_be_renamed(make_ctx, api_for):
 
     renamed = api.ok("PATCH", f"/segments/{segment['id']}", {"name": "  New  "})
 
-    assert (renamed["name"], renamed["rules"]) == ("New", {})
+    assert (renamed["name"], renamed["rules"], renamed["relative"]) == ("New", {}, False)
     error = api.request("PATCH", f"/segments/{segment['id']}", 422, json={"name": " "}).json()
     assert error["error"]["field"] == "name"
 
@@ -88,7 +88,8 @@ def test_a_relative_date_segment_counts_differently_as_the_clock_moves(make_ctx,
     later = now + timedelta(days=25)
     ctx.clock = lambda: later
     assert api.ok("GET", f"/segments/{segment['id']}/count")["count"] == 0
-    assert api.ok("GET", f"/segments/{segment['id']}")["rules"]["value"] == 30  # still relative
+    stored = api.ok("GET", f"/segments/{segment['id']}")
+    assert stored["rules"]["value"] == 30 and stored["relative"] is True  # still relative
 
 
 def test_a_bad_relative_rule_is_refused_naming_it(make_ctx, api_for):

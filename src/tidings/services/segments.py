@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tidings.domain.actors import Actor
 from tidings.domain.attributes import kind_of
-from tidings.domain.segments import ATTRIBUTE_KEY, parse_rules
+from tidings.domain.segments import ATTRIBUTE_KEY, has_relative_dates, parse_rules
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.services import audit
 from tidings.services.context import Context
@@ -30,7 +30,10 @@ MAX_NAME = 255
 
 
 def segment_json(row: Any) -> dict[str, Any]:
+    """The segment as the API shows it; ``relative`` says whether its rules hold
+    relative dates, so that who is in it changes as time passes."""
     return {"id": row.id, "name": row.name, "rules": row.rules,
+            "relative": has_relative_dates(parse_rules(row.rules)),
             "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
 
 
