@@ -25,7 +25,7 @@ import enum
 import functools
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from tidings.domain import columns
 from tidings.domain.attributes import cell_value
-from tidings.domain.csvfiles import read_csv
+from tidings.domain.csvfiles import CsvText, read_csv
 from tidings.errors import InvalidInput
 
 
@@ -265,7 +265,7 @@ def parse_customers_csv(
     table = read_csv(data, what="customers", encoding=encoding, delimiter=delimiter)
     rows: list[tuple[int, CustomerInput]] = []
     errors: list[tuple[int, str]] = []
-    for line, item in read_customers(table.records(), mapping=mapping):
+    for line, item in customer_lines(table, mapping=mapping):
         if isinstance(item, CustomerInput):
             rows.append((line, item))
         else:
@@ -274,15 +274,17 @@ def parse_customers_csv(
     return CsvResult(rows=rows, errors=errors, encoding=encoding, delimiter=delimiter)
 
 
-def read_customers(records: Iterable[tuple[int, list[str]]], *,
-                   mapping: Mapping[str, str] | None = None
+def customer_lines(table: CsvText, *, mapping: Mapping[str, str] | None = None
                    ) -> Iterator[tuple[int, CustomerInput | str]]:
-    """``(line, customer)`` for each good line of a file's ``records`` (the
-    first is the header), ``(line, message)`` for each bad one; see
-    :func:`parse_customers_csv`. Lazy: a caller may import in chunks."""
+    """Each line of a CSV file of customers as it is read: ``(line, customer)``,
+    or ``(line, message)`` for a bad line, whose message names the field; see
+    :func:`parse_customers_csv` for the columns and ``mapping``. Lazy: a
+    caller may import in chunks. Raises :class:`InvalidInput` (before yielding
+    anything) for a header that does not fit, and
+    :class:`~tidings.domain.csvfiles.BrokenCsv` where the file stops being CSV."""
     header: list[str] | None = None
     found: list[str] = []
-    for line, cells in records:
+    for line, cells in table.records():
         if header is None:
             if mapping is None:
                 _header(cells)  # the contract's checks, in its words

@@ -26,7 +26,7 @@ from typing import Any
 from tidings.domain import columns
 from tidings.domain.actors import Actor
 from tidings.domain.csvfiles import BrokenCsv, read_csv
-from tidings.domain.customers import CustomerInput, parse_customers_csv, read_customers
+from tidings.domain.customers import CustomerInput, customer_lines, parse_customers_csv
 from tidings.errors import Conflict, InvalidInput, NotFound, TidingsError
 from tidings.services import audit
 from tidings.services.context import Context
@@ -186,7 +186,7 @@ def _run(ctx: Context, import_id: int) -> None:
     items: list[CustomerInput] = []
     errors: list[dict[str, Any]] = []
     try:
-        for line, item in read_customers(table.records(), mapping=job["mapping"]):
+        for line, item in customer_lines(table, mapping=job["mapping"]):
             if isinstance(item, CustomerInput):
                 items.append(item)
             else:
