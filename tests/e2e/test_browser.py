@@ -33,7 +33,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tidings.config import Settings
 from tidings.domain.actors import SYSTEM
-from tidings.services import audience, mailings, quotas, test_addresses, tokens, users
+from tidings.services import audience, imports, mailings, quotas, test_addresses, tokens, users
 from tidings.services import sessions as server_sessions
 from tidings.services import templates as template_service
 from tidings.services.context import Context
@@ -202,6 +202,13 @@ def dialog(page: Page, name: str) -> Any:
     return page.get_by_role("dialog", name=name)
 
 
+def choose(row: Any, select: str, page: Page, **option: str) -> None:
+    """Choose in a condition's Field or Operator select, and wait until the row is
+    drawn again for that choice (htmx), so that nothing typed next is replaced."""
+    row.get_by_label(select).select_option(**option)
+    page.wait_for_function("() => !document.querySelector('#rules .htmx-request')")
+
+
 def main_text(page: Page) -> str:
     """What the page shows in its main part (hidden parts left out)."""
     return str(page.locator("main").inner_text())
@@ -246,6 +253,8 @@ def test_a_csv_import_keeps_good_lines_and_reports_the_bad_one(serve, page: Page
            b"chloe@example.com,Chloe,Martin,Riga\n")
     page.get_by_label("CSV file").set_input_files(
         files=[{"name": "customers.csv", "mimeType": "text/csv", "buffer": csv}])
+    page.get_by_role("button", name="Next: check the columns").click()
+    expect(page.get_by_label("What “email” means")).to_have_value("email")
     page.get_by_role("button", name="Import").click()
 
     expect(page.get_by_role("status")).to_contain_text("2 created")
@@ -258,15 +267,13 @@ def test_a_csv_import_keeps_good_lines_and_reports_the_bad_one(serve, page: Page
 
     page.get_by_role("link", name="See the customers").click()
     expect(page.locator("tbody tr")).to_have_count(2)
-    page.get_by_label("Search by email, name or phone").fill("chloe")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_label("Email, name or phone").fill("chloe")
+    page.get_by_role("button", name="Show").click()
     expect(page.locator("tbody tr")).to_have_count(1)
-    shot(page, "customers")
     page.get_by_role("link", name="chloe@example.com").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Chloe Martin")
     expect(page.get_by_text("No mailing has reached this customer yet.")).to_be_visible()
     expect(page.locator("dl.details").first).to_contain_text("Riga")
-    shot(page, "customer")
 
 
 def test_the_segment_builder_counts_the_audience_live(serve, page: Page) -> None:
@@ -274,10 +281,10 @@ def test_the_segment_builder_counts_the_audience_live(serve, page: Page) -> None
     seed(site.ctx, customers=10)
     sign_in(page, site, "/segments/new")
     page.get_by_label("Name", exact=True).fill("Riga")
-    row = page.locator(".rule-row").first
-    row.get_by_label("Field").select_option(label="Attribute…")
+    row = page.locator(".rule-row").first  # found anew each time: it is drawn again
+    choose(row, "Field", page, label="Other attribute…")
     row.get_by_label("Attribute name").fill("city")
-    row.get_by_label("Operator").select_option("eq")
+    choose(row, "Operator", page, value="eq")
     row.get_by_label("Value").fill("Riga")
     count = page.locator("#segment-count")
     expect(count).to_contain_text("5 customers match: 5 reachable by email, 0 by SMS.")
@@ -286,28 +293,29 @@ def test_the_segment_builder_counts_the_audience_live(serve, page: Page) -> None
     expect(page.locator(".rule-row")).to_have_count(2)
     second = page.locator(".rule-row").nth(1)
     second.get_by_label("Customer").select_option("not")
-    second.get_by_label("Field").select_option("email")
-    second.get_by_label("Operator").select_option("eq")
+    choose(second, "Field", page, value="email")
+    choose(second, "Operator", page, value="eq")
     second.get_by_label("Value").fill("customer1@example.com")
     expect(count).to_contain_text("4 customers match")
 
-    second.get_by_label("Operator").select_option("gt")
-    second.get_by_label("Field").select_option("orders_count")
-    second.get_by_label("Value").fill("many")
+    choose(second, "Field", page, value="orders_count")
+    expect(second.get_by_label("Value")).to_have_attribute("type", "number")
+    choose(second, "Operator", page, value="in")
+    second.get_by_label("Value").fill("0, many")
     expect(count.get_by_role("alert")).to_have_text(
         'Condition 2: Number of orders needs a number, got "many"')
-    second.get_by_label("Value").fill("0")
+    second.get_by_label("Value").fill("1")
     expect(count).to_contain_text("5 customers match")
     shot(page, "segment")
 
-    second.get_by_label("Value").fill("many")
+    second.get_by_label("Value").fill("0, many")
     page.get_by_role("button", name="Save segment").click()
     second = page.locator(".rule-row").nth(1)
     expect(second.get_by_label("Value")).to_have_accessible_description(
         'Number of orders needs a number, got "many"')
-    for api_words in ("rules.all", "orders_count", " gt "):
+    for api_words in ("rules.all", "orders_count", "\"in\""):
         assert api_words not in main_text(page)
-    second.get_by_label("Value").fill("0")
+    second.get_by_label("Value").fill("1")
 
     page.get_by_role("button", name="Save segment").click()
     expect(page.get_by_role("status")).to_have_text("Segment Riga saved.")
@@ -782,8 +790,12 @@ def test_every_main_page_fits_the_window_without_sideways_scrolling(
     at_width(page, width)
     sign_in(page, site)
     customer = audience.find_customers(ctx, email="customer1@example.com")[0]
+    preview = imports.preview(ctx, b"email,Accepts Email Marketing,city\na@example.org,yes,Riga\n",
+                              filename="shop-export.csv", actor=SYSTEM)
     paths = ["/mailings", "/mailings/new", f"/mailings/{mailing['id']}", f"/mailings/{sent['id']}",
-             "/customers", f"/customers/{customer['id']}", "/customers/import", "/segments",
+             "/customers", f"/customers/{customer['id']}", f"/customers/{customer['id']}/edit",
+             "/customers/new", "/customers/import", f"/customers/import/{preview['id']}",
+             "/settings", "/segments",
              "/segments/new", f"/segments/{made['segment']['id']}", "/templates", "/templates/new",
              f"/templates/{made['template']['id']}", "/quota", "/domains", "/admin/people"]
     too_wide = {}

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tidings.domain.segments import evaluate, parse_rules
 from tidings.store.segments import compile_rules, count_matching, count_reachable
-from tidings.store.tables import customers
+from tidings.store.tables import customers, mailings, messages
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -173,6 +173,67 @@ def test_a_rule_selects_the_customers_it_describes(conn, rules, expected):
     assert count_matching(conn, parse_rules(rules)) == len(expected)
 
 
+RELATIVE = [
+    # Ann's last order was on 2024-03-01 12:00, 91.5 days before NOW.
+    (leaf("last_order_at", "within_days", 92), {"ann"}),
+    (leaf("last_order_at", "within_days", 91), set()),
+    ({"not": leaf("last_order_at", "within_days", 92)}, {"bob", "cy", "dee"}),
+    (leaf("last_order_at", "gte", {"days_ago": 92}), {"ann"}),
+    # Dee signed up on 2023-06-01, 366 days before NOW (2024 is a leap year).
+    (leaf("created_at", "lt", {"days_ago": 365}), {"dee"}),
+    (leaf("created_at", "lt", {"days_ago": 366}), set()),
+    (leaf("created_at", "lte", {"days_ago": 366}), {"dee"}),
+    (leaf("created_at", "gt", {"days_ago": 365}), {"ann", "bob", "cy"}),
+]
+
+
+@pytest.mark.parametrize(("rules", "expected"), RELATIVE)
+def test_a_relative_date_counts_from_the_moment_given(conn, rules, expected):
+    rule = parse_rules(rules)
+    assert set(conn.scalars(sa.select(customers.c.external_id)
+                            .where(compile_rules(rule, now=NOW)))) == expected
+    assert {p["external_id"] for p in PEOPLE if evaluate(rule, p, now=NOW)} == expected
+
+
+def test_a_relative_rule_selects_others_as_time_passes(conn):
+    rule = parse_rules(leaf("last_order_at", "within_days", 92))
+    assert count_matching(conn, rule, now=NOW) == 1
+    assert count_matching(conn, rule, now=NOW + timedelta(days=1)) == 0
+    assert count_matching(conn, rule, now=datetime(2024, 3, 1, 11, tzinfo=UTC)) == 0  # before it
+
+
+def test_engagement_and_mailing_fields_read_the_customers_messages(conn):
+    ids = dict(conn.execute(sa.select(customers.c.external_id, customers.c.id)).all())
+    conn.execute(mailings.insert(), [
+        {"id": i, "name": f"m{i}", "channel": "email", "conversion": {}, "status": "sent",
+         "created_at": NOW, "updated_at": NOW} for i in (1, 2)])
+    opened = NOW - timedelta(days=10)
+    none = {"bounce": None, "opened_at": None, "clicked_at": None}
+    conn.execute(messages.insert(), [none | m for m in [
+        {"mailing_id": 1, "customer_id": ids["ann"], "status": "sent", "opened_at": opened,
+         "clicked_at": opened},
+        {"mailing_id": 2, "customer_id": ids["ann"], "status": "sent"},
+        {"mailing_id": 1, "customer_id": ids["bob"], "status": "sent", "bounce": "hard"},
+        {"mailing_id": 1, "customer_id": ids["dee"], "status": "skipped"},
+        {"mailing_id": 2, "customer_id": ids["dee"], "status": "sent",
+         "opened_at": NOW - timedelta(days=40)},
+    ]])
+
+    def select(rules: object) -> set[str]:
+        where = compile_rules(parse_rules(rules), now=NOW)
+        return set(conn.scalars(sa.select(customers.c.external_id).where(where)))
+
+    assert select(leaf("received_mailing", "eq", 1)) == {"ann"}  # a bounce is not received
+    assert select(leaf("received_mailing", "ne", 1)) == {"bob", "cy", "dee"}
+    assert select(leaf("received_mailing", "in", [1, 2])) == {"ann", "dee"}
+    assert select(leaf("opened_mailing", "eq", 2)) == {"dee"}
+    assert select(leaf("clicked_mailing", "exists", True)) == {"ann"}
+    assert select(leaf("last_opened_at", "within_days", 30)) == {"ann"}
+    assert select(leaf("last_opened_at", "within_days", 60)) == {"ann", "dee"}
+    assert select({"not": leaf("last_opened_at", "within_days", 30)}) == {"bob", "cy", "dee"}
+    assert select(leaf("last_clicked_at", "lt", {"days_ago": 5})) == {"ann"}
+
+
 @pytest.mark.parametrize(
     "rules",
     [
@@ -217,6 +278,18 @@ ATTRIBUTE_VALUES = st.one_of(
     st.lists(st.integers(0, 3), max_size=2),
 )
 KEYS = ["k1", "k2", "k3"]
+MAILINGS = [1, 2, 3]
+MOMENTS = st.one_of(st.none(), DATES.map(lambda d: d.replace(tzinfo=UTC)))
+MESSAGES = st.dictionaries(
+    st.sampled_from(MAILINGS),
+    st.fixed_dictionaries({
+        "status": st.sampled_from(["sent", "failed", "skipped"]),
+        "bounce": st.sampled_from([None, None, "hard", "soft"]),
+        "opened_at": MOMENTS,
+        "clicked_at": MOMENTS,
+    }),
+    max_size=3,
+)
 
 CUSTOMERS = st.lists(
     st.fixed_dictionaries(
@@ -230,6 +303,7 @@ CUSTOMERS = st.lists(
             "created_at": DATES.map(lambda d: d.replace(tzinfo=UTC)),
             "last_order_at": st.one_of(st.none(), DATES.map(lambda d: d.replace(tzinfo=UTC))),
             "attributes": st.dictionaries(st.sampled_from(KEYS), ATTRIBUTE_VALUES, max_size=3),
+            "messages": MESSAGES,
         }
     ),
     max_size=8,
@@ -257,7 +331,23 @@ def _leaves() -> st.SearchStrategy[dict]:
         comparison(attributes, st.lists(NUMBERS, min_size=1, max_size=3), ["in"]),
         comparison(attributes, st.lists(TEXT, min_size=1, max_size=3), ["in"]),
         comparison(["email", "last_name", "last_order_at", *attributes], st.booleans(), ["exists"]),
+        # relative dates, counted from the test's NOW
+        comparison(TIMES, DAYS.map(lambda n: {"days_ago": n}), ["lt", "lte", "gt", "gte"]),
+        comparison(TIMES, DAYS, ["within_days"]),
+        # the times and sets computed from the customer's messages
+        comparison(["last_opened_at", "last_clicked_at"], instants, plain),
+        comparison(["last_opened_at", "last_clicked_at"], st.lists(instants, min_size=1,
+                                                                   max_size=2), ["in"]),
+        comparison(["last_opened_at", "last_clicked_at"], st.booleans(), ["exists"]),
+        comparison(SETS, st.sampled_from(MAILINGS), ["eq", "ne"]),
+        comparison(SETS, st.lists(st.sampled_from(MAILINGS), min_size=1, max_size=2), ["in"]),
+        comparison(SETS, st.booleans(), ["exists"]),
     )
+
+
+TIMES = ["created_at", "last_order_at", "last_opened_at", "last_clicked_at"]
+SETS = ["received_mailing", "opened_mailing", "clicked_mailing"]
+DAYS = st.integers(0, 800)
 
 
 RULES = st.recursive(
@@ -279,16 +369,45 @@ RULES = st.recursive(
 @given(people=CUSTOMERS, rule_set=st.lists(RULES, min_size=1, max_size=6))
 def test_compiled_rules_agree_with_the_reference_meaning(engine, people, rule_set):
     with engine.begin() as conn:
+        conn.execute(messages.delete())
         conn.execute(customers.delete())
+        if not conn.execute(sa.select(mailings.c.id)).first():
+            conn.execute(mailings.insert(), [
+                {"id": i, "name": f"m{i}", "channel": "email", "conversion": {}, "status": "sent",
+                 "created_at": NOW, "updated_at": NOW} for i in MAILINGS])
+        sent: dict[str, dict[int, dict[str, object]]] = {}
         if people:
-            rows = [row(f"c{i}", **p) for i, p in enumerate(people)]
+            rows = []
+            for i, p in enumerate(people):
+                fields = dict(p)
+                sent[f"c{i}"] = fields.pop("messages")
+                rows.append(row(f"c{i}", **fields))
             for i, r in enumerate(rows):  # emails are unique; keep what each one contains
                 if r["email"] is not None:
                     r["email"] = f"{r['email']}{i}@x.org"
             conn.execute(customers.insert(), rows)
         stored = [dict(r) for r in conn.execute(sa.select(customers)).mappings()]
+        got = [{"mailing_id": mailing_id, "customer_id": c["id"], **message}
+               for c in stored for mailing_id, message in sent[c["external_id"]].items()]
+        if got:
+            conn.execute(messages.insert(), got)
+        reference = [c | derived(sent[c["external_id"]]) for c in stored]
         for rules in rule_set:
             rule = parse_rules(rules)
-            expected = {c["id"] for c in stored if evaluate(rule, c)}
-            actual = set(conn.scalars(sa.select(customers.c.id).where(compile_rules(rule))))
+            expected = {c["id"] for c in reference if evaluate(rule, c, now=NOW)}
+            where = compile_rules(rule, now=NOW)
+            actual = set(conn.scalars(sa.select(customers.c.id).where(where)))
             assert actual == expected, json.dumps(rules)
+
+
+def derived(sent: dict[int, dict[str, object]]) -> dict[str, object]:
+    """The fields computed from messages, as the reference meaning reads them."""
+    opened = [m["opened_at"] for m in sent.values() if m["opened_at"] is not None]
+    clicked = [m["clicked_at"] for m in sent.values() if m["clicked_at"] is not None]
+    return {
+        "last_opened_at": max(opened, default=None),  # type: ignore[type-var]
+        "last_clicked_at": max(clicked, default=None),  # type: ignore[type-var]
+        "received_mailing": {i for i, m in sent.items() if m["status"] == "sent" and not m["bounce"]},
+        "opened_mailing": {i for i, m in sent.items() if m["opened_at"] is not None},
+        "clicked_mailing": {i for i, m in sent.items() if m["clicked_at"] is not None},
+    }

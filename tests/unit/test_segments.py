@@ -11,11 +11,13 @@ from tidings.domain.segments import (
     FIELDS,
     All,
     Any,
+    DaysAgo,
     Everyone,
     Leaf,
     Not,
     Op,
     evaluate,
+    has_relative_dates,
     parse_rules,
 )
 from tidings.errors import InvalidInput
@@ -91,13 +93,14 @@ def test_email_values_are_lowercased_as_emails_are_stored():
         (
             {"all": [{}, {}, {"any": [leaf("email", "like", "%a%")]}]},
             'rules.all[2].any[0]: unknown operator "like"; operators are eq, ne, lt, lte, gt, gte, '
-            "in, contains, exists",
+            "in, contains, exists, within_days",
         ),
         (
             {"not": {"not": leaf("nickname", "eq", "A")}},
             'rules.not.not: unknown field "nickname"; fields are email, first_name, last_name, '
             "phone, external_id, email_status, sms_status, created_at, last_order_at, "
-            "orders_count, orders_total and attributes.KEY",
+            "orders_count, orders_total, last_opened_at, last_clicked_at, received_mailing, "
+            "opened_mailing, clicked_mailing and attributes.KEY",
         ),
         (
             {"all": [leaf("email", "eq", "a")], "any": []},
@@ -129,6 +132,21 @@ def test_email_values_are_lowercased_as_emails_are_stored():
         (leaf("attributes.tier", "in", ["1", 1]), 'rules: "in" needs values of one type'),
         (leaf("created_at", "gt", "last week"), 'rules: "created_at" needs an ISO 8601 date-time'),
         (leaf("created_at", "gt", "2024-02-30"), 'rules: "created_at" has an invalid date'),
+        (leaf("created_at", "within_days", -1),
+         'rules: "created_at" within_days needs a whole number of days from 0 to 36500, got -1'),
+        (leaf("created_at", "within_days", 2.5), 'rules: "created_at" within_days needs a whole'),
+        (leaf("last_order_at", "lt", {"days_ago": "x"}), 'rules: "last_order_at" lt needs a whole'),
+        (leaf("last_order_at", "eq", {"days_ago": 3}), 'rules: "days_ago" needs one of lt, lte'),
+        (leaf("last_order_at", "lt", {"days_ago": 3, "x": 1}), 'rules: "days_ago" must be alone'),
+        (leaf("orders_count", "lt", {"days_ago": 3}), 'rules: "days_ago" applies to date fields'),
+        (leaf("first_name", "within_days", 3),
+         'rules: operator "within_days" does not apply to string field "first_name"'),
+        (leaf("attributes.since", "within_days", 3),
+         'rules: operator "within_days" does not apply to attribute field "attributes.since"'),
+        (leaf("received_mailing", "gt", 3),
+         'rules: operator "gt" does not apply to mailing field "received_mailing"'),
+        (leaf("opened_mailing", "eq", "spring"), 'rules: "opened_mailing" eq needs a mailing id'),
+        (leaf("opened_mailing", "in", [1, True]), 'rules: "opened_mailing" in needs a mailing id'),
     ],
 )
 def test_a_bad_rule_is_refused_with_its_path(rules: object, message: str):
@@ -216,3 +234,26 @@ ANN = {
 )
 def test_evaluate_gives_the_reference_meaning(rules: dict, expected: bool):
     assert evaluate(parse_rules(rules), ANN) is expected
+
+
+def test_a_relative_date_stays_relative_in_the_rule_and_counts_from_now():
+    rules = {"all": [leaf("created_at", "lt", {"days_ago": 365}),
+                     leaf("last_order_at", "within_days", 90)]}
+    rule = parse_rules(rules)
+    assert rule == All(rules=(Leaf(field="created_at", op=Op.LT, value=DaysAgo(days=365)),
+                              Leaf(field="last_order_at", op=Op.WITHIN_DAYS, value=90)))
+    assert has_relative_dates(rule) and not has_relative_dates(parse_rules(leaf("email", "eq", "a")))
+    buyer = {"created_at": datetime(2023, 1, 1, tzinfo=UTC),
+             "last_order_at": datetime(2024, 5, 1, tzinfo=UTC)}
+    assert evaluate(rule, buyer, now=datetime(2024, 6, 1, tzinfo=UTC))
+    assert not evaluate(rule, buyer, now=datetime(2024, 8, 1, tzinfo=UTC))  # 92 days after it
+    assert not evaluate(rule, buyer, now=datetime(2024, 4, 1, tzinfo=UTC))  # not yet ordered
+
+
+def test_mailing_fields_are_sets_of_mailings():
+    customer = {"received_mailing": {1, 2}, "opened_mailing": {2}}
+    assert evaluate(parse_rules(leaf("received_mailing", "eq", 1)), customer)
+    assert evaluate(parse_rules(leaf("opened_mailing", "ne", 1)), customer)
+    assert evaluate(parse_rules(leaf("opened_mailing", "in", [1, 2])), customer)
+    assert not evaluate(parse_rules(leaf("clicked_mailing", "exists", True)), customer)
+    assert evaluate(parse_rules(leaf("clicked_mailing", "ne", 7)), {})

@@ -7,26 +7,38 @@ the root, not in the OpenAPI document. Each takes a signed token
   tags. A tampered or foreign token gets a ``404`` page and never a redirect.
 - ``GET /s/{token}``: a short link of an SMS; a click as above, or (link 0)
   a ``302`` to the message's unsubscribe page.
-- ``GET /u/{token}``: a small page asking to confirm, with a POST form.
+- ``GET /u/{token}``: a page naming the shop and the (masked) address,
+  asking to confirm, with a POST form.
 - ``POST /u/{token}``: unsubscribes at once; this is also the RFC 8058
   one-click target of ``List-Unsubscribe`` (a POST with the body
-  ``List-Unsubscribe=One-Click``, no cookies), answered ``200``.
+  ``List-Unsubscribe=One-Click``, no cookies), answered ``200``. The page
+  offers "Subscribe again" for a mistake.
+- ``POST /u/{token}/resubscribe``: undoes the unsubscribe.
+- ``GET``/``POST /u/{token}/preferences``: the customer's choice per channel.
+- ``GET /shop/logo``: the shop's logo, which those pages show.
 
 ``HEAD`` on the tracking URLs is answered but never counted (see
 :mod:`tidings.domain.engagement` on machine opens). The pages are plain HTML
-without scripts, cookies or outside resources, and are not indexed.
+without scripts, cookies or outside resources (the logo is served here), and
+are not indexed. Their links are relative, so they work behind any proxy or
+path prefix.
 """
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
+from typing import Any
 
+import jinja2
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from tidings.api.dependencies import Ctx
+from tidings.domain.preferences import CHANNELS
 from tidings.errors import InvalidInput
-from tidings.services import tracking
+from tidings.services import preferences, shop, tracking
 
 #: The smallest transparent GIF: 1x1, one transparent colour.
 PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00"
@@ -35,7 +47,9 @@ NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, pr
             "Pragma": "no-cache", "Expires": "0"}
 PAGE_HEADERS = {**NO_CACHE, "X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer",
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                           "form-action 'self'"}
+                                           "img-src 'self'; form-action 'self'"}
+PAGES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("pages")),
+                           autoescape=True, undefined=jinja2.StrictUndefined)
 
 
 router = APIRouter(include_in_schema=False)
@@ -60,10 +74,6 @@ def not_found_page() -> HTMLResponse:
     return page("This link is not valid",
                 "<p>The address is incomplete or has been changed. Please use the link exactly "
                 "as it appears in the message.</p>", status_code=404)
-
-
-def _channel_name(channel: str) -> str:
-    return "text messages" if channel == "sms" else "emails"
 
 
 @router.api_route("/t/o/{token}", methods=["GET", "HEAD"])
@@ -97,24 +107,24 @@ def short_link(request: Request, ctx: Ctx, token: str) -> Response:
     return RedirectResponse(target, status_code=302, headers=NO_CACHE)
 
 
+def _shop_page(template: str, title: str, **context: Any) -> HTMLResponse:
+    view = context["view"]
+    text = PAGES.get_template(template).render(title=title, shop=view["shop"],
+                                               shop_name=view["shop_name"], **context)
+    return HTMLResponse(text, headers=PAGE_HEADERS)
+
+
 @router.get("/u/{token}")
 def unsubscribe_page(ctx: Ctx, token: str) -> Response:
     try:
-        state = tracking.unsubscribe_state(ctx, token)
+        view = preferences.page(ctx, token)
     except InvalidInput:
         return not_found_page()
-    what = _channel_name(state["channel"])
-    if state["unsubscribed"]:
-        return page("You are unsubscribed", f"<p>You will not get these {what} any more.</p>")
-    # No action attribute: the form posts back to this very URL, whatever
-    # proxy or path prefix it was reached through.
-    return page(
-        "Unsubscribe",
-        f"<p>Do you want to stop getting these {what}?</p>\n"
-        '<form method="post">'
-        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        "<button type=\"submit\">Unsubscribe</button></form>",
-    )
+    this = view["this"]
+    if this is not None and not this["subscribed"]:
+        return _shop_page("unsubscribe.html", "You are unsubscribed", view=view, state="already",
+                          base=token)
+    return _shop_page("unsubscribe.html", "Unsubscribe", view=view, state="ask", base=token)
 
 
 @router.post("/u/{token}")
@@ -122,8 +132,50 @@ def unsubscribe(ctx: Ctx, token: str) -> Response:
     # The body is not read: RFC 8058 mandates List-Unsubscribe=One-Click, but a
     # person's form, a mail provider's POST and a bare POST all mean the same.
     try:
-        result = tracking.unsubscribe(ctx, token)
+        view = preferences.unsubscribe(ctx, token)
     except InvalidInput:
         return not_found_page()
-    return page("You are unsubscribed",
-                f"<p>You will not get these {_channel_name(result['channel'])} any more.</p>")
+    return _shop_page("unsubscribe.html", "You are unsubscribed", view=view, state="done",
+                      base=token)
+
+
+@router.post("/u/{token}/resubscribe")
+def resubscribe(ctx: Ctx, token: str) -> Response:
+    try:
+        view = preferences.resubscribe(ctx, token)
+    except InvalidInput:
+        return not_found_page()
+    this = view["this"]
+    title = "You are subscribed again" if this and this["subscribed"] else "Subscribe again"
+    return _shop_page("unsubscribe.html", title, view=view, state="resubscribed", base=".")
+
+
+@router.get("/u/{token}/preferences")
+def preferences_page(ctx: Ctx, token: str) -> Response:
+    try:
+        view = preferences.page(ctx, token)
+    except InvalidInput:
+        return not_found_page()
+    return _shop_page("preferences.html", "Your choices", view=view, saved=False, base=".")
+
+
+@router.post("/u/{token}/preferences")
+async def save_preferences(request: Request, ctx: Ctx, token: str) -> Response:
+    form = await request.form()
+    wanted = {channel: form.get(channel) == "yes" for channel in CHANNELS}
+    try:
+        view = await run_in_threadpool(preferences.save, ctx, token, wanted)
+    except InvalidInput:
+        return not_found_page()
+    return _shop_page("preferences.html", "Your choices", view=view, saved=True, base=".")
+
+
+@router.get("/shop/logo")
+def logo(ctx: Ctx) -> Response:
+    found = shop.logo(ctx)
+    if found is None:
+        return Response(status_code=404, headers=NO_CACHE)
+    data, media_type = found
+    return Response(data, media_type=media_type, headers={
+        "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'"})

@@ -75,3 +75,32 @@ def typed_value(text: str) -> str | int | float | bool:
     if PLAIN_NUMBER.fullmatch(text):
         return float(text) if "." in text else int(text)
     return text
+
+
+#: Text that is a date (``2024-05-01``), or a date and time, as ISO 8601 writes it:
+#: compared as text, such values order by date.
+ISO_DATE = re.compile(r"[0-9]{4}-[0-1][0-9]-[0-3][0-9](?:[T ][0-9:.+\-Z]*)?")
+#: The kinds :func:`kind_of` tells apart, as the segment builder names them.
+KINDS = ("boolean", "number", "date", "text", "list")
+
+
+def kind_of(values: list[object]) -> str:
+    """The kind of an attribute from values it has (``None`` ignored), by the
+    typing rule above: ``boolean`` when every value is a boolean or
+    ``true``/``false`` text, ``number`` when every value is a number or text
+    spelling one, ``date`` when every value is ISO date text, ``list`` when
+    every value is a list, else ``text``. A key whose values disagree is text,
+    which every rule on text can still compare."""
+    seen = [v for v in values if v is not None]
+    if not seen:
+        return "text"
+    if all(isinstance(v, bool) or (isinstance(v, str) and flag_of(v) is not None) for v in seen):
+        return "boolean"
+    if all((isinstance(v, int | float) and not isinstance(v, bool))
+           or (isinstance(v, str) and NUMERIC_TEXT.fullmatch(v)) for v in seen):
+        return "number"
+    if all(isinstance(v, str) and ISO_DATE.fullmatch(v) for v in seen):
+        return "date"
+    if all(isinstance(v, list) for v in seen):
+        return "list"
+    return "text"

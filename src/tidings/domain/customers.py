@@ -34,6 +34,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from tidings.domain import columns
 from tidings.domain.attributes import cell_value
 from tidings.domain.csvfiles import CsvText, read_csv
 from tidings.domain.phones import normalize_phone
@@ -236,6 +237,7 @@ CSV_COLUMNS = tuple(name for name in CUSTOMER_FIELDS if name != "attributes")
 
 def parse_customers_csv(
     data: bytes, *, encoding: str | None = None, delimiter: str | None = None,
+    mapping: Mapping[str, str] | None = None,
     region: str | None = None,
 ) -> CsvResult:
     """Parse a CSV file of customers, all of it (see :func:`customer_lines`).
@@ -243,62 +245,58 @@ def parse_customers_csv(
     ``encoding`` defaults to detection: a byte-order mark, else UTF-8, else
     the most plausible of ``charset_normalizer``'s decodings, cp1252 winning a
     tie (see :func:`tidings.domain.csvfiles.read_csv`). ``delimiter``
-    defaults to detection among ``, ; TAB |``; ``region`` as for
-    :func:`validate_customer`.
+    defaults to detection among ``, ; TAB |``. Header names are matched to
+    :data:`CSV_COLUMNS` ignoring case, surrounding blanks, and spaces or dashes
+    standing for ``_``; other columns become attributes under their header as
+    written, typed by :func:`~tidings.domain.attributes.cell_value`, with empty
+    cells left out. ``mapping`` (header -> target, see
+    :mod:`tidings.domain.columns`) says otherwise for the columns it names.
+    Blank lines are skipped.
+
+    Raises :class:`InvalidInput` when the file cannot be decoded, has no
+    header, has neither an ``email`` nor an ``external_id`` column, or repeats
+    a column, or for a mapping that does not fit the header. A bad line does
+    not raise: it becomes an entry of ``errors`` whose message names the field.
+    ``region`` as for :func:`validate_customer`.
     """
     table = read_csv(data, what="customers", encoding=encoding, delimiter=delimiter)
     rows: list[tuple[int, CustomerInput]] = []
     errors: list[tuple[int, str]] = []
-    for line, item in customer_lines(table, region=region):
-        if isinstance(item, str):
-            errors.append((line, item))
-        else:
+    for line, item in customer_lines(table, mapping=mapping, region=region):
+        if isinstance(item, CustomerInput):
             rows.append((line, item))
-    return CsvResult(rows=rows, errors=errors, encoding=table.encoding, delimiter=table.delimiter)
+        else:
+            errors.append((line, item))
+    encoding, delimiter = table.encoding, table.delimiter
+    return CsvResult(rows=rows, errors=errors, encoding=encoding, delimiter=delimiter)
 
 
-def customer_lines(table: CsvText, *, region: str | None = None
-                   ) -> Iterator[tuple[int, CustomerInput | str]]:
+def customer_lines(table: CsvText, *, mapping: Mapping[str, str] | None = None,
+                   region: str | None = None) -> Iterator[tuple[int, CustomerInput | str]]:
     """Each line of a CSV file of customers as it is read: ``(line, customer)``,
-    or ``(line, message)`` for a bad line, whose message names the field;
-    ``region`` as for :func:`validate_customer`.
-
-    Header names are matched to :data:`CSV_COLUMNS` ignoring case, surrounding
-    blanks, and spaces or dashes standing for ``_``; other columns become
-    attributes under their header as written, typed by
-    :func:`~tidings.domain.attributes.cell_value`, with empty cells left out.
-    Blank lines are skipped.
-
-    Raises :class:`InvalidInput` (before yielding anything) when the file has
-    no header, has neither an ``email`` nor an ``external_id`` column, or
-    repeats a column; :class:`~tidings.domain.csvfiles.BrokenCsv` where the
-    file stops being CSV.
-    """
-    columns: list[str | None] | None = None
-    attribute_names: set[str] = set()
+    or ``(line, message)`` for a bad line, whose message names the field; see
+    :func:`parse_customers_csv` for the columns, ``mapping`` and ``region``.
+    Lazy: a caller may import in chunks. Raises :class:`InvalidInput` (before
+    yielding anything) for a header that does not fit, and
+    :class:`~tidings.domain.csvfiles.BrokenCsv` where the file stops being CSV."""
+    header: list[str] | None = None
+    found: list[str] = []
     for line, cells in table.records():
-        if columns is None:
-            columns = _header(cells)
-            attribute_names = {c for c in columns if c and c not in CSV_COLUMNS}
+        if header is None:
+            if mapping is None:
+                _header(cells)  # the contract's checks, in its words
+            header, found = cells, columns.targets(cells, mapping)
             continue
-        if len(cells) > len(columns) and any(cells[len(columns) :]):
-            yield line, f"The line has {len(cells)} fields but the header has {len(columns)}."
+        if len(cells) > len(header) and any(cells[len(header) :]):
+            yield line, f"The line has {len(cells)} fields but the header has {len(header)}."
             continue
-        fields: dict[str, Any] = {}
-        attributes: dict[str, str | bool] = {}
-        for name, cell in zip(columns, cells, strict=False):
-            if name is None or not cell:
-                continue
-            if name in attribute_names:
-                attributes[name] = cell_value(cell)
-            else:
-                fields[name] = cell
-        fields["attributes"] = attributes
         try:
+            fields, texts = columns.fields_of(header, found, cells)
+            fields["attributes"] = {key: cell_value(text) for key, text in texts.items()}
             yield line, validate_customer(fields, region=region)
         except InvalidInput as exc:
             yield line, exc.message
-    if columns is None:  # pragma: no cover - a non-blank text always yields a record
+    if header is None:  # pragma: no cover - a non-blank text always yields a record
         raise InvalidInput("The file has no header line.", field="file")
 
 

@@ -22,7 +22,18 @@ The meaning of a leaf:
   ``email`` values are lowercased as stored; ``contains`` is a
   case-insensitive substring test (SQLite folds only ASCII letters).
 - Datetime values are ISO 8601 strings with an offset; a bare date means
-  midnight UTC.
+  midnight UTC. They may also be relative, and stay relative in the stored
+  rule: ``{"days_ago": N}`` (with ``lt lte gt gte``) is the moment N days
+  before the evaluation's ``now``, and the operator ``within_days`` with a
+  number N holds when the field lies between N days before ``now`` and ``now``
+  ("last order in the last 90 days"). ``now`` is given by the caller (the
+  service's clock), so the same rule selects other customers as time passes.
+- ``last_opened_at`` and ``last_clicked_at`` are the latest open and click of
+  any message the customer got (missing when none).
+- ``received_mailing``, ``opened_mailing`` and ``clicked_mailing`` are the
+  sets of mailings (by id) the customer received (sent and not bounced),
+  opened, clicked: ``eq X`` holds when X is in the set, ``ne X`` when it is
+  not, ``in [X, Y]`` when any is, ``exists`` when the set is (not) empty.
 - ``attributes.KEY`` is typed by the rule's value, by the one typing rule
   of :mod:`tidings.domain.attributes`: a string compares string attributes as
   text; a number compares number attributes, and strings that spell a decimal
@@ -40,7 +51,7 @@ import re
 import typing as _t
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeAlias
 
@@ -53,6 +64,7 @@ class FieldType(enum.StrEnum):
     STRING = "string"
     NUMBER = "number"
     DATETIME = "datetime"
+    MAILING = "mailing"  # a set of mailing ids
 
 
 #: The customer fields a rule may test. Adding a field is one line here and one
@@ -69,7 +81,17 @@ FIELDS: dict[str, FieldType] = {
     "last_order_at": FieldType.DATETIME,
     "orders_count": FieldType.NUMBER,
     "orders_total": FieldType.NUMBER,
+    "last_opened_at": FieldType.DATETIME,
+    "last_clicked_at": FieldType.DATETIME,
+    "received_mailing": FieldType.MAILING,
+    "opened_mailing": FieldType.MAILING,
+    "clicked_mailing": FieldType.MAILING,
 }
+#: Fields that are not columns of ``customers`` but computed from the
+#: customer's messages (the customer mapping given to :func:`evaluate` may
+#: carry them; missing means "none").
+DERIVED = frozenset({"last_opened_at", "last_clicked_at", "received_mailing", "opened_mailing",
+                     "clicked_mailing"})
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_]+")
 
@@ -79,6 +101,8 @@ ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_]+")
 MAX_DEPTH = 20
 MAX_RULES = 500
 MAX_VALUES = 10_000
+#: The furthest a relative date reaches back: a hundred years.
+MAX_DAYS = 36_500
 
 
 class Op(enum.StrEnum):
@@ -91,18 +115,32 @@ class Op(enum.StrEnum):
     IN = "in"
     CONTAINS = "contains"
     EXISTS = "exists"
+    WITHIN_DAYS = "within_days"
 
 
 ORDERING = frozenset({Op.LT, Op.LTE, Op.GT, Op.GTE})
 _OPS: dict[FieldType | None, frozenset[Op]] = {
-    FieldType.STRING: frozenset(Op),
-    FieldType.NUMBER: frozenset(Op) - {Op.CONTAINS},
+    FieldType.STRING: frozenset(Op) - {Op.WITHIN_DAYS},
+    FieldType.NUMBER: frozenset(Op) - {Op.CONTAINS, Op.WITHIN_DAYS},
     FieldType.DATETIME: frozenset(Op) - {Op.CONTAINS},
-    None: frozenset(Op),  # attributes: checked against the value's type
+    FieldType.MAILING: frozenset({Op.EQ, Op.NE, Op.IN, Op.EXISTS}),
+    None: frozenset(Op) - {Op.WITHIN_DAYS},  # attributes: checked against the value's type
 }
 _LOWERCASED = frozenset({"email"})
 
-Value: TypeAlias = str | int | float | bool | datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaysAgo:
+    """The moment ``days`` days before the evaluation's ``now`` (``{"days_ago": N}``)."""
+
+    days: int
+
+    def at(self, now: datetime) -> datetime:
+        return now - timedelta(days=self.days)
+
+
+Value: TypeAlias = str | int | float | bool | datetime | DaysAgo
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +166,8 @@ class Not:
 @dataclass(frozen=True, kw_only=True)
 class Leaf:
     """``field op value``; ``value`` is a tuple for ``in``, a bool for ``exists``,
-    an aware datetime for datetime fields."""
+    an aware datetime or a :class:`DaysAgo` for datetime fields, a number of
+    days for ``within_days``, a mailing id for mailing fields."""
 
     field: str
     op: Op
@@ -231,8 +270,12 @@ def _parse_leaf(field: object, op: object, value: object, path: str, budget: _Bu
     if operator is None:
         raise _fail(path, f"unknown operator {_show(op)}; operators are {', '.join(Op)}")
     if operator not in _OPS[ftype]:
-        raise _fail(path, f'operator "{operator}" does not apply to {ftype} field "{field}"')
+        kind = "attribute" if ftype is None else ftype
+        raise _fail(path, f'operator "{operator}" does not apply to {kind} field "{field}"')
 
+    if operator is Op.WITHIN_DAYS:
+        budget.values += 1
+        return Leaf(field=field, op=operator, value=_days(field, operator, value, path))
     if operator is Op.EXISTS:
         if not isinstance(value, bool):
             raise _fail(path, f'"exists" needs true or false, got {_show(value)}')
@@ -253,6 +296,18 @@ def _parse_leaf(field: object, op: object, value: object, path: str, budget: _Bu
 
 def _value(field: str, ftype: FieldType | None, op: Op, value: object, path: str) -> Value:
     """``value`` checked against the field's type (``None``: an attribute)."""
+    if isinstance(value, Mapping) and "days_ago" in value:
+        if ftype is not FieldType.DATETIME:
+            raise _fail(path, f'"days_ago" applies to date fields only, not to "{field}"')
+        if op not in ORDERING:
+            raise _fail(path, f'"days_ago" needs one of lt, lte, gt, gte, not "{op}"')
+        if set(value) != {"days_ago"}:
+            raise _fail(path, '"days_ago" must be alone in its object: {"days_ago": N}')
+        return DaysAgo(days=_days(field, op, value["days_ago"], path))
+    if ftype is FieldType.MAILING:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _fail(path, f'"{field}" {op} needs a mailing id, got {_show(value)}')
+        return value
     if ftype is FieldType.STRING or op is Op.CONTAINS:
         if not isinstance(value, str):
             raise _fail(path, f'"{field}" {op} needs a string, got {_show(value)}')
@@ -279,6 +334,13 @@ def _bounded(field: str, value: object, path: str) -> int | float:
     assert isinstance(value, int | float)
     if abs(value) > MAX_NUMBER:
         raise _fail(path, f'"{field}" needs a number between -10^15 and 10^15, got {_show(value)}')
+    return value
+
+
+def _days(field: str, op: Op, value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DAYS:
+        raise _fail(path, f'"{field}" {op} needs a whole number of days from 0 to {MAX_DAYS}, '
+                          f"got {_show(value)}")
     return value
 
 
@@ -336,24 +398,59 @@ def _show(value: object) -> str:
 # --- meaning ------------------------------------------------------------------------
 
 
-def evaluate(rule: Rule, customer: Mapping[str, object]) -> bool:
+def has_relative_dates(rule: Rule) -> bool:
+    """Whether ``rule`` selects by the time it is evaluated at (``days_ago``, ``within_days``)."""
+    if isinstance(rule, All | Any):
+        return any(has_relative_dates(r) for r in rule.rules)
+    if isinstance(rule, Not):
+        return has_relative_dates(rule.rule)
+    return isinstance(rule, Leaf) and (rule.op is Op.WITHIN_DAYS or isinstance(rule.value, DaysAgo))
+
+
+def evaluate(rule: Rule, customer: Mapping[str, object], *, now: datetime | None = None) -> bool:
     """Whether ``customer`` (a mapping shaped like a row of ``customers``:
-    field name to value, ``attributes`` a dict, datetimes aware) satisfies ``rule``.
+    field name to value, ``attributes`` a dict, datetimes aware, and the
+    :data:`DERIVED` fields when known) satisfies ``rule`` at ``now`` (default:
+    the current time), which relative dates count from.
 
     This is the reference meaning; the SQL compiler is tested against it.
     """
+    return _evaluate(rule, customer, now or datetime.now(UTC))
+
+
+def _evaluate(rule: Rule, customer: Mapping[str, object], now: datetime) -> bool:
     if isinstance(rule, Everyone):
         return True
     if isinstance(rule, All):
-        return all(evaluate(r, customer) for r in rule.rules)
+        return all(_evaluate(r, customer, now) for r in rule.rules)
     if isinstance(rule, Any):
-        return any(evaluate(r, customer) for r in rule.rules)
+        return any(_evaluate(r, customer, now) for r in rule.rules)
     if isinstance(rule, Not):
-        return not evaluate(rule.rule, customer)
-    return _evaluate_leaf(rule, customer)
+        return not _evaluate(rule.rule, customer, now)
+    return _evaluate_leaf(rule, customer, now)
 
 
-def _evaluate_leaf(leaf: Leaf, customer: Mapping[str, object]) -> bool:
+def window(days: int, now: datetime) -> tuple[datetime, datetime]:
+    """The moments ``within_days`` accepts: from ``days`` days before ``now`` to ``now``."""
+    return now - timedelta(days=days), now
+
+
+def _evaluate_leaf(leaf: Leaf, customer: Mapping[str, object], now: datetime) -> bool:
+    if FIELDS.get(leaf.field) is FieldType.MAILING:
+        ids = customer.get(leaf.field) or ()
+        assert isinstance(ids, set | frozenset | tuple | list)
+        if leaf.op is Op.EXISTS:
+            return bool(ids) is leaf.value
+        wanted = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
+        found = any(v in ids for v in wanted)
+        return not found if leaf.op is Op.NE else found
+    if leaf.op is Op.WITHIN_DAYS:
+        actual = customer.get(leaf.field)
+        assert isinstance(leaf.value, int) and (actual is None or isinstance(actual, datetime))
+        start, end = window(leaf.value, now)
+        return actual is not None and start <= actual <= end
+    if isinstance(leaf.value, DaysAgo):
+        leaf = Leaf(field=leaf.field, op=leaf.op, value=leaf.value.at(now))
     key = attribute_key(leaf.field)
     if key is None:
         actual = customer.get(leaf.field)

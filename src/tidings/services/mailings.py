@@ -23,7 +23,7 @@ from tidings.domain.quiet_hours import normalize_quiet_hours
 from tidings.engine import lifecycle
 from tidings.engine.render import renderer_for
 from tidings.errors import Conflict, InvalidInput
-from tidings.services import audit
+from tidings.services import audit, shop
 from tidings.services.context import Context
 from tidings.store import customers as customer_store
 from tidings.store import mailings as store
@@ -182,8 +182,9 @@ def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     values = _clean({k: data.get(k) for k in EDITABLE if k not in ("delay_hours", "condition")}
                     | {"name": name}, name=name, channel=channel, quiet_window=ctx.settings.sms_quiet_hours)
     if channel is Channel.EMAIL and not values.get("from_email"):
-        values["from_email"] = ctx.settings.default_from_email
-        values["from_name"] = values.get("from_name") or ctx.settings.default_from_name
+        sender = shop.default_sender(ctx)
+        values["from_email"] = sender.email
+        values["from_name"] = values.get("from_name") or sender.name
     with ctx.tx() as conn:
         _check_refs(conn, values, channel)
         mailing_id = store.insert(conn, {**values, "channel": channel.value, "step": 1}, now=ctx.now())

@@ -23,7 +23,7 @@ from tidings.domain.tracking import TEST_MESSAGE_ID
 from tidings.engine import lifecycle
 from tidings.engine.render import EmailRenderer, renderer_for
 from tidings.errors import Conflict, InvalidInput, NotFound
-from tidings.services import audit, test_addresses
+from tidings.services import audit, shop, test_addresses
 from tidings.services.context import Context
 from tidings.store import customers as customer_store
 from tidings.store import mailings as mailing_store
@@ -68,7 +68,7 @@ def send_template_test(ctx: Context, template_id: int, *, to: str, customer_id: 
     """Send the saved email template to the address ``to``, a test address
     (:func:`tidings.services.test_addresses.admit`), once, as a test.
 
-    It comes from the default sender (``default_from_email``), rendered for
+    It comes from the default sender (:func:`~tidings.services.shop.default_sender`), rendered for
     ``customer_id``, else for the customer with that address, else for the
     sample customer; it says ``X-Tidings-Mailing: test`` and
     ``X-Tidings-Template``. Raises ``NotFound``, ``InvalidInput`` (an SMS
@@ -78,7 +78,8 @@ def send_template_test(ctx: Context, template_id: int, *, to: str, customer_id: 
     """
     if not to.strip():
         raise InvalidInput("Give the address to send the test to.", field="to")
-    from_email = ctx.settings.default_from_email
+    default = shop.default_sender(ctx)
+    from_email = default.email
     with ctx.read() as conn:
         template = template_store.get(conn, template_id)
         if template is None:
@@ -88,7 +89,7 @@ def send_template_test(ctx: Context, template_id: int, *, to: str, customer_id: 
         lifecycle.check_sending_domain(SqlTransaction(conn), ctx.policy, from_email)
     sender = Mailing(id=0, name=f"Test of {template.name}", channel=Channel.EMAIL,
                      status=MailingStatus.DRAFT, template_id=template_id, from_email=from_email,
-                     from_name=ctx.settings.default_from_name)
+                     from_name=default.name)
     _send(ctx, mailing=sender, label=f"template-{template_id}", header_mailing_id="test", to=to,
           customer_id=customer_id, field="to", headers={"X-Tidings-Template": str(template_id)},
           actor=actor, audit_as=("template.test_send", f"template {template_id} “{template.name}”",

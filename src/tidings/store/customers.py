@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -155,3 +156,118 @@ def mark_bounced(conn: sa.Connection, customer_ids: Sequence[int], *, now: datet
             .where(customers.c.id.in_(list(customer_ids)), customers.c.email_status == "subscribed")
             .values(email_status="bounced", updated_at=now)
         )
+
+
+# -- one customer: edit, delete ----------------------------------------------------------
+
+
+def find_by_external_id(conn: sa.Connection, external_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(customers).where(customers.c.external_id == external_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def update_fields(conn: sa.Connection, customer_id: int, values: dict[str, Any], *,
+                  now: datetime) -> None:
+    """Write ``values`` (columns of ``customers``) as given; ``None`` clears."""
+    conn.execute(customers.update().where(customers.c.id == customer_id)
+                 .values(**values, updated_at=now))
+
+
+def set_statuses(conn: sa.Connection, ids: Sequence[int], column: str, status: str, *,
+                 only_from: str, now: datetime) -> None:
+    """``column`` (``email_status`` or ``sms_status``) becomes ``status`` for
+    those of ``ids`` whose status is ``only_from``."""
+    for start in range(0, len(ids), 900):
+        conn.execute(customers.update()
+                     .where(customers.c.id.in_(list(ids[start : start + 900])),
+                            customers.c[column] == only_from)
+                     .values({column: status, "updated_at": now}))
+
+
+def delete(conn: sa.Connection, customer_id: int) -> bool:
+    return conn.execute(customers.delete().where(customers.c.id == customer_id)).rowcount == 1
+
+
+# -- the customer list: filters, keyset pages, totals ------------------------------------
+
+_WHOLE_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def list_clause(*, query: str | None = None, email_status: str | None = None,
+                sms_status: str | None = None,
+                segment: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[bool]:
+    """The customers a list shows: ``query`` in the email, names or phone (a whole
+    address is looked up by its unique index), a status per channel, a segment."""
+    where: list[sa.ColumnElement[bool]] = []
+    if query:
+        text = query.strip().lower()
+        if _WHOLE_ADDRESS.fullmatch(text):
+            where.append(customers.c.email == text)
+        else:
+            where.append(sa.or_(
+                customers.c.email.contains(text, autoescape=True),
+                sa.func.lower(customers.c.first_name).contains(text, autoescape=True),
+                sa.func.lower(customers.c.last_name).contains(text, autoescape=True),
+                customers.c.phone.contains(text, autoescape=True),
+            ))
+    if email_status:
+        where.append(customers.c.email_status == email_status)
+    if sms_status:
+        where.append(customers.c.sms_status == sms_status)
+    if segment is not None:
+        where.append(segment)
+    return sa.and_(sa.true(), *where)
+
+
+def page(conn: sa.Connection, where: sa.ColumnElement[bool], *, limit: int,
+         before: int | None = None, after: int | None = None) -> list[dict[str, Any]]:
+    """Up to ``limit`` customers, newest (highest id) first: those with ids below
+    ``before`` (the next page), or the ``limit`` just above ``after`` (the page
+    before), or the first page. Keyset paging: the primary key, or the
+    (status, id) index when filtered by a status, serves every page alike."""
+    stmt = sa.select(customers).where(where)
+    if after is not None:
+        stmt = stmt.where(customers.c.id > after).order_by(customers.c.id.asc()).limit(limit)
+        return [dict(r._mapping) for r in reversed(conn.execute(stmt).all())]
+    if before is not None:
+        stmt = stmt.where(customers.c.id < before)
+    stmt = stmt.order_by(customers.c.id.desc()).limit(limit)
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def exists_where(conn: sa.Connection, where: sa.ColumnElement[bool]) -> bool:
+    return conn.execute(sa.select(customers.c.id).where(where).limit(1)).first() is not None
+
+
+def count_where(conn: sa.Connection, where: sa.ColumnElement[bool]) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(customers).where(where))
+               .scalar_one())
+
+
+# -- exports ------------------------------------------------------------------------------
+
+
+def batch(conn: sa.Connection, where: sa.ColumnElement[bool], *, after: int,
+          limit: int) -> list[dict[str, Any]]:
+    """The next ``limit`` customers by id above ``after`` (an export walks them all)."""
+    stmt = (sa.select(customers).where(where, customers.c.id > after)
+            .order_by(customers.c.id).limit(limit))
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def attribute_keys(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[str]:
+    """Every attribute key of the customers ``where`` selects, sorted."""
+    if conn.dialect.name == "postgresql":
+        keys = sa.func.jsonb_object_keys(customers.c.attributes).table_valued("key").render_derived()
+        stmt = sa.select(keys.c.key).select_from(customers).join(keys, sa.true()).where(where)
+    else:
+        each = sa.func.json_each(customers.c.attributes).table_valued("key")
+        stmt = sa.select(each.c.key).select_from(customers).join(each, sa.true()).where(where)
+    return sorted({str(k) for k in conn.scalars(stmt.distinct())})
+
+
+def sample_attributes(conn: sa.Connection, *, limit: int) -> list[dict[str, Any]]:
+    """The attributes of up to ``limit`` customers, the newest first (what the
+    segment builder offers is read from them)."""
+    stmt = sa.select(customers.c.attributes).order_by(customers.c.id.desc()).limit(limit)
+    return [a for a in conn.scalars(stmt) if a]

@@ -22,11 +22,18 @@ small SQL constructs, compiled per dialect, read ``attributes -> KEY`` as
 
 String ordering (``lt`` ... ``gte``) is by code point on both databases
 (``COLLATE "C"`` on PostgreSQL; SQLite's default is binary).
+
+Relative dates are resolved against the ``now`` the caller gives (the
+service's clock) into bound moments, so the database's own clock never
+decides. The fields computed from messages (``last_opened_at``,
+``received_mailing``, ...) are ``EXISTS`` tests on the customer's messages
+(``ix_messages_customer``, and ``(mailing_id, customer_id)`` for one mailing),
+two-valued like every other leaf.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any as _Any
 
 import sqlalchemy as sa
@@ -42,6 +49,7 @@ from tidings.domain.segments import (
     ORDERING,
     All,
     Any,
+    DaysAgo,
     Everyone,
     FieldType,
     Leaf,
@@ -50,9 +58,10 @@ from tidings.domain.segments import (
     Rule,
     Value,
     attribute_key,
+    window,
 )
 from tidings.store.sms import is_e164
-from tidings.store.tables import UtcDateTime, customers, segments
+from tidings.store.tables import UtcDateTime, customers, mailings, messages, segments
 
 #: Rule field -> column. Adding a field is one line here and one in ``domain.segments.FIELDS``.
 COLUMNS: dict[str, sa.Column[_Any]] = {
@@ -67,6 +76,18 @@ COLUMNS: dict[str, sa.Column[_Any]] = {
     "last_order_at": customers.c.last_order_at,
     "orders_count": customers.c.orders_count,
     "orders_total": customers.c.orders_total,
+    # Computed from the customer's messages (see _derived_time and _mailing_set).
+    "last_opened_at": messages.c.opened_at,
+    "last_clicked_at": messages.c.clicked_at,
+    "received_mailing": messages.c.mailing_id,
+    "opened_mailing": messages.c.mailing_id,
+    "clicked_mailing": messages.c.mailing_id,
+}
+#: What a message must show for each mailing-set field.
+_MAILING_SETS: dict[str, _Any] = {
+    "received_mailing": lambda: sa.and_(messages.c.status == "sent", messages.c.bounce.is_(None)),
+    "opened_mailing": lambda: messages.c.opened_at.is_not(None),
+    "clicked_mailing": lambda: messages.c.clicked_at.is_not(None),
 }
 
 # The same pattern as domain.attributes.NUMERIC_TEXT, anchored; \Z (not $) so that
@@ -75,26 +96,93 @@ _NUMERIC_SQL = r"^-?[0-9]+(\.[0-9]+)?\Z"
 _FLAG_TEXT = ("true", "false")
 
 
-def compile_rules(rule: Rule) -> ColumnElement[bool]:
-    """A WHERE clause over ``customers`` selecting the customers that satisfy ``rule``."""
+def compile_rules(rule: Rule, *, now: datetime | None = None) -> ColumnElement[bool]:
+    """A WHERE clause over ``customers`` selecting the customers that satisfy
+    ``rule`` at ``now`` (default: the current time), which relative dates count from."""
+    return _compile(rule, now or datetime.now(UTC))
+
+
+def _compile(rule: Rule, now: datetime) -> ColumnElement[bool]:
     if isinstance(rule, Everyone):
         return sa.true()
     if isinstance(rule, All):
-        return sa.and_(*(compile_rules(r) for r in rule.rules))
+        return sa.and_(*(_compile(r, now) for r in rule.rules))
     if isinstance(rule, Any):
-        return sa.or_(*(compile_rules(r) for r in rule.rules))
+        return sa.or_(*(_compile(r, now) for r in rule.rules))
     if isinstance(rule, Not):
-        return sa.not_(compile_rules(rule.rule))
+        return sa.not_(_compile(rule.rule, now))
+    if FIELDS.get(rule.field) is FieldType.MAILING:
+        return _mailing_set(rule)
+    if rule.op is Op.WITHIN_DAYS:
+        assert isinstance(rule.value, int)
+        start, end = window(rule.value, now)
+        if rule.field in _DERIVED_TIMES:
+            return _derived_time(rule.field, Op.WITHIN_DAYS, (start, end))
+        column = COLUMNS[rule.field]
+        return sa.and_(column.is_not(None), column >= _bind(start), column <= _bind(end))
+    if isinstance(rule.value, DaysAgo):
+        rule = Leaf(field=rule.field, op=rule.op, value=rule.value.at(now))
+    if rule.field in _DERIVED_TIMES:
+        return _derived_time(rule.field, rule.op, rule.value)
     return _leaf(rule)
 
 
-def count_matching(conn: sa.Connection, rule: Rule) -> int:
-    """How many customers satisfy ``rule``."""
-    stmt = sa.select(sa.func.count()).select_from(customers).where(compile_rules(rule))
+def count_matching(conn: sa.Connection, rule: Rule, *, now: datetime | None = None) -> int:
+    """How many customers satisfy ``rule`` at ``now``."""
+    stmt = sa.select(sa.func.count()).select_from(customers).where(compile_rules(rule, now=now))
     return int(conn.execute(stmt).scalar_one())
 
 
-def count_reachable(conn: sa.Connection, rule: Rule) -> dict[str, int]:
+_DERIVED_TIMES = ("last_opened_at", "last_clicked_at")
+
+
+def _messages_where(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Whether the customer has a message meeting every condition."""
+    return sa.exists().where(messages.c.customer_id == customers.c.id, *conditions)
+
+
+def _derived_time(field: str, op: Op, value: _Any) -> ColumnElement[bool]:
+    """A leaf on the latest of the customer's messages' times (``max``), as
+    ``EXISTS`` tests: the latest is at least ``v`` when some time is, below
+    ``v`` when some time exists and none is at least ``v``, and so on."""
+    column = COLUMNS[field]
+    some = _messages_where(column.is_not(None))
+    if op is Op.EXISTS:
+        return some if value else ~some
+    if op is Op.WITHIN_DAYS:
+        start, end = value
+        return sa.and_(_messages_where(column >= _bind(start), column <= _bind(end)),
+                       ~_messages_where(column > _bind(end)))
+    if op is Op.IN:
+        return sa.or_(*(_derived_time(field, Op.EQ, v) for v in value))
+    bound = _bind(value)
+    if op is Op.EQ:
+        return sa.and_(_messages_where(column == bound), ~_messages_where(column > bound))
+    if op is Op.NE:
+        return ~_derived_time(field, Op.EQ, value)
+    if op is Op.GT:
+        return _messages_where(column > bound)
+    if op is Op.GTE:
+        return _messages_where(column >= bound)
+    if op is Op.LT:
+        return sa.and_(some, ~_messages_where(column >= bound))
+    assert op is Op.LTE
+    return sa.and_(some, ~_messages_where(column > bound))
+
+
+def _mailing_set(leaf: Leaf) -> ColumnElement[bool]:
+    """``received_mailing`` and its kind: is one of the mailings in the customer's set."""
+    shown = _MAILING_SETS[leaf.field]()
+    if leaf.op is Op.EXISTS:
+        some = _messages_where(shown)
+        return some if leaf.value else ~some
+    ids = list(leaf.value) if isinstance(leaf.value, tuple) else [leaf.value]
+    found = _messages_where(messages.c.mailing_id.in_([_bind(i) for i in ids]), shown)
+    return ~found if leaf.op is Op.NE else found
+
+
+def count_reachable(conn: sa.Connection, rule: Rule, *, now: datetime | None = None
+                    ) -> dict[str, int]:
     """``{"count": matching, "email": ..., "sms": ...}``: of the customers that
     satisfy ``rule``, all of them, those with an email address and
     ``email_status`` subscribed, and the phones (each once) in E.164 form of those
@@ -107,7 +195,7 @@ def count_reachable(conn: sa.Connection, rule: Rule) -> dict[str, int]:
         sa.func.count(),
         sa.func.coalesce(sa.func.sum(sa.case((email, 1), else_=0)), 0),
         sa.func.count(sa.distinct(sa.case((sms, customers.c.phone), else_=sa.null()))),
-    ).where(compile_rules(rule))
+    ).where(compile_rules(rule, now=now))
     count, by_email, by_sms = conn.execute(stmt).one()
     return {"count": int(count), "email": int(by_email), "sms": int(by_sms)}
 
@@ -295,3 +383,39 @@ def get(conn: sa.Connection, segment_id: int) -> sa.Row[_Any] | None:
 
 def list_rows(conn: sa.Connection) -> list[sa.Row[_Any]]:
     return list(conn.execute(sa.select(segments).order_by(segments.c.id)))
+
+
+def delete(conn: sa.Connection, segment_id: int) -> None:
+    """Delete the segment; the mailings that named it (drafts, sent ones) no
+    longer do. The caller has checked that none is scheduled or sending."""
+    conn.execute(mailings.update().where(mailings.c.segment_id == segment_id).values(segment_id=None))
+    conn.execute(segments.delete().where(segments.c.id == segment_id))
+
+
+def mailings_using(conn: sa.Connection, segment_id: int, statuses: tuple[str, ...]
+                   ) -> list[tuple[int, str, str]]:
+    """``(id, name, status)`` of the mailings in ``statuses`` that use the segment."""
+    rows = conn.execute(
+        sa.select(mailings.c.id, mailings.c.name, mailings.c.status)
+        .where(mailings.c.segment_id == segment_id, mailings.c.status.in_(statuses))
+        .order_by(mailings.c.id)
+    )
+    return [(r.id, r.name, r.status) for r in rows]
+
+
+def mailings_sent(conn: sa.Connection, *, limit: int) -> list[tuple[int, str, str]]:
+    """``(id, name, channel)`` of the mailings that have messages (sent or being
+    sent), the newest first: what "received the mailing" may name."""
+    rows = conn.execute(
+        sa.select(mailings.c.id, mailings.c.name, mailings.c.channel)
+        .where(mailings.c.started_at.is_not(None))
+        .order_by(mailings.c.started_at.desc(), mailings.c.id.desc()).limit(limit)
+    )
+    return [(r.id, r.name, r.channel) for r in rows]
+
+
+def mailing_names(conn: sa.Connection, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(mailings.c.id, mailings.c.name).where(mailings.c.id.in_(ids)))
+    return {r.id: r.name for r in rows}

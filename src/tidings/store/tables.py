@@ -159,6 +159,66 @@ customers = sa.Table(
     sa.Column("orders_total", sa.Numeric(14, 2), nullable=False, server_default="0"),
     sa.Column("last_order_at", UtcDateTime),
     *_timestamps(),
+    # The customer list pages by id (newest first), filtered by a channel's status:
+    # these make a page of unsubscribed customers one index range at a million.
+    sa.Index("ix_customers_email_status_id", "email_status", "id"),
+    sa.Index("ix_customers_sms_status_id", "sms_status", "id"),
+    # Never reuse the id of a deleted customer on SQLite either: messages and
+    # orders keep the ids of deleted customers, and must not become a newcomer's.
+    sqlite_autoincrement=True,
+)
+
+# An erased customer's address or phone that must stay suppressed (they had
+# unsubscribed, bounced or complained), kept only as a keyed hash (HMAC-SHA256
+# with the installation's secret of "CHANNEL:ADDRESS"): a customer added again
+# with it gets that status instead of "subscribed". See services/customers.erase.
+erased_contacts = sa.Table(
+    "erased_contacts",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# A CSV import of customers: the file until it is imported, the column mapping,
+# and its progress, polled by the import page while a thread of serve runs it.
+customer_imports = sa.Table(
+    "customer_imports",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("filename", sa.String(255)),
+    sa.Column("data", sa.LargeBinary),  # emptied once imported
+    sa.Column("encoding", sa.String(32), nullable=False),
+    sa.Column("delimiter", sa.String(1), nullable=False),
+    sa.Column("mapping", Json, nullable=False),
+    # previewed -> running -> done | failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("total_lines", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("done_lines", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors", Json, nullable=False),
+    sa.Column("error_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failure", sa.Text),
+    sa.Column("created_by", sa.String(320), nullable=False),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    *_timestamps(),
+)
+
+# What the pages customers see say about the shop, and the default sender:
+# one row (id 1), written from the Settings page.
+shop_settings = sa.Table(
+    "shop_settings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255)),
+    sa.Column("from_email", sa.String(320)),
+    sa.Column("from_name", sa.String(255)),
+    sa.Column("postal_address", sa.Text),
+    sa.Column("logo", sa.LargeBinary),
+    sa.Column("logo_type", sa.String(32)),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
 segments = sa.Table(

@@ -26,6 +26,7 @@ from tidings.web.views import (
     people,
     quota,
     segments,
+    settings,
     templates,
 )
 
@@ -71,6 +72,7 @@ def build_web_router(ctx: Context) -> APIRouter:
     checklist.add_routes(r, ctx)
     quota.add_routes(r, ctx)
     domains.add_routes(r, ctx)
+    settings.add_routes(r, ctx)
     return r
 
 

@@ -233,7 +233,21 @@
     if (event.target.hasAttribute("data-channel-choice")) { followChannel(event.target.form); }
   });
 
+  // The import's mapping step: a column's attribute name box shows only when the
+  // column is to become an attribute (without JavaScript it always shows).
+  function followTarget(select) {
+    var box = document.getElementById(select.getAttribute("data-attribute-name"));
+    if (box) { box.hidden = select.value !== "attribute"; }
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.hasAttribute && event.target.hasAttribute("data-attribute-name")) {
+      followTarget(event.target);
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("select[data-attribute-name]").forEach(followTarget);
     preselectTimeZone(document);
     localTimes(document);
     var form = document.getElementById("segment-form");

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from tidings.domain.media import MAX_BYTES
 from tidings.domain.templates import BLOCK_NAMES, NETWORKS, STARTERS, validate_blocks
 from tidings.errors import InvalidInput, TidingsError
-from tidings.services import audience, media, test_sends
+from tidings.services import audience, media, shop, test_sends
 from tidings.services import templates as template_service
 from tidings.services.context import Context
 from tidings.web.routing import Form, Who, field_errors, flash, redirect, render
@@ -84,7 +84,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         block_errors = [message for key, message in errors.items() if key.startswith("blocks")]
         return render(request, "template.html", status_code=status, template=template,
                       values=values, errors=errors, customers=customers, test_to=test_to,
-                      default_from=ctx.settings.default_from_email,
+                      default_from=shop.default_sender(ctx).email,
                       variables=template_service.variables(ctx), block_names=BLOCK_NAMES,
                       networks=NETWORKS, starters=list(STARTERS.values()), starter=starter,
                       blocks_json=_blocks_json(values), block_errors=block_errors)

@@ -42,6 +42,28 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index('ix_audit_log_actor_action_at', ['actor', 'action', 'at'], unique=False)
 
+    op.create_table('customer_imports',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=True),
+    sa.Column('data', sa.LargeBinary(), nullable=True),
+    sa.Column('encoding', sa.String(length=32), nullable=False),
+    sa.Column('delimiter', sa.String(length=1), nullable=False),
+    sa.Column('mapping', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('total_lines', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('done_lines', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('created', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('updated', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('errors', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('error_count', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('failure', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.String(length=320), nullable=False),
+    sa.Column('started_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_imports'))
+    )
     op.create_table('customers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('external_id', sa.String(length=255), nullable=True),
@@ -60,8 +82,13 @@ def upgrade() -> None:
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
     sa.UniqueConstraint('email', name=op.f('uq_customers_email')),
-    sa.UniqueConstraint('external_id', name=op.f('uq_customers_external_id'))
+    sa.UniqueConstraint('external_id', name=op.f('uq_customers_external_id')),
+    sqlite_autoincrement=True
     )
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.create_index('ix_customers_email_status_id', ['email_status', 'id'], unique=False)
+        batch_op.create_index('ix_customers_sms_status_id', ['sms_status', 'id'], unique=False)
+
     op.create_table('domains',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('domain', sa.String(length=253), nullable=False),
@@ -75,6 +102,12 @@ def upgrade() -> None:
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_domains')),
     sa.UniqueConstraint('domain', name=op.f('uq_domains_domain'))
+    )
+    op.create_table('erased_contacts',
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('digest', name=op.f('pk_erased_contacts'))
     )
     op.create_table('feedback_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -136,6 +169,17 @@ def upgrade() -> None:
     sa.Column('created_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments'))
+    )
+    op.create_table('shop_settings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.Column('from_email', sa.String(length=320), nullable=True),
+    sa.Column('from_name', sa.String(length=255), nullable=True),
+    sa.Column('postal_address', sa.Text(), nullable=True),
+    sa.Column('logo', sa.LargeBinary(), nullable=True),
+    sa.Column('logo_type', sa.String(length=32), nullable=True),
+    sa.Column('updated_at', tidings.store.tables.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_shop_settings'))
     )
     op.create_table('sign_in_failures',
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -397,6 +441,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sign_in_failures_last_failed_at'))
 
     op.drop_table('sign_in_failures')
+    op.drop_table('shop_settings')
     op.drop_table('segments')
     op.drop_table('quotas')
     with op.batch_alter_table('orders', schema=None) as batch_op:
@@ -413,8 +458,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_feedback_events_message_id'))
 
     op.drop_table('feedback_events')
+    op.drop_table('erased_contacts')
     op.drop_table('domains')
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index('ix_customers_sms_status_id')
+        batch_op.drop_index('ix_customers_email_status_id')
+
     op.drop_table('customers')
+    op.drop_table('customer_imports')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_actor_action_at')
 
