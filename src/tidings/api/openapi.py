@@ -167,10 +167,14 @@ BODIES: dict[tuple[str, str], str] = {
     ("post", "/events"): "EventBody",
 }
 
-#: Operations that look up an object named in their body, and so may answer 404.
-_FINDS_BY_BODY = ("/events",)
+#: Reads that answer only for an object in a fitting state, and so may answer 409.
+_STATEFUL_READS = ("/mailings/{mailing_id}/sms-parts", "/mailings/{mailing_id}/checklist")
+#: Operations that look up an object named in their body or query (``segment_id``),
+#: and so may answer 404.
+_FINDS_BY_BODY = ("/events", "/customers", "/customers/export.csv")
 #: Operations that change an object with a state, and so may answer 409.
-_STATEFUL = ("/mailings", "/templates", "/segments", "/domains", "/orders", "/quota")
+_STATEFUL = ("/mailings", "/templates", "/segments", "/domains", "/orders", "/quota", "/customers",
+             "/users", "/test-addresses", "/media")
 
 _DESCRIPTIONS = {
     400: "The body is not valid JSON.",
@@ -218,7 +222,8 @@ def document(app: FastAPI) -> dict[str, Any]:
                 codes.add(404)
             if "requestBody" in operation:
                 codes |= {400, 413, 415}
-            if method in ("post", "patch", "delete") and short.startswith(_STATEFUL):
+            if method in ("post", "patch", "delete") and short.startswith(_STATEFUL) \
+                    or short in _STATEFUL_READS:
                 codes.add(409)
             responses = operation.setdefault("responses", {})
             for code in sorted(codes):
