@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.builders import draft_mailing, numbered
 from tests.e2e.test_web_pages import _app, sign_in
-from tidings.services import audience, quotas
+from tidings.services import audience, quotas, segments
 from tidings.services.context import Context
 
 HUGE = 2**64
@@ -236,7 +236,7 @@ def test_an_unexpected_error_is_a_500_in_the_envelope_with_a_logged_reference(
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("password=hunter2 in /srv/tidings/secret.py")
 
-    monkeypatch.setattr(audience, "list_segments", broken)
+    monkeypatch.setattr(segments, "list_segments", broken)
     with caplog.at_level(logging.ERROR, logger="tidings.api"):
         response = api.get("/segments", expect=None)
 
@@ -300,7 +300,7 @@ def test_an_unexpected_error_in_a_page_is_a_500_page_with_a_reference(web, monke
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("internals")
 
-    monkeypatch.setattr(audience, "list_segments", broken)
+    monkeypatch.setattr(segments, "list_segments", broken)
     response = client.get("/segments")
 
     assert response.status_code == 500
