@@ -5,7 +5,10 @@
 - a body larger than its limit is a 413 ``too_large`` (the envelope under
   ``/api/``, an HTML page elsewhere): at once when ``Content-Length`` says so,
   else as soon as the streamed body passes the limit, so no more than the
-  limit is ever held in memory;
+  limit is ever held in memory. The rest of the body is read and dropped
+  before the answer (up to :data:`DRAIN_BYTES` and :data:`DRAIN_SECONDS`):
+  closing on a client still sending resets the connection, and the client
+  would lose the 413 it was sent;
 - a path or query string with a NUL character (``%00``) is a 422
   ``invalid_input`` naming ``path`` or ``query``: no database stores it.
 
@@ -18,12 +21,36 @@ other body ``TIDINGS_MAX_JSON_BYTES``.
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.api.dependencies import API_PREFIX
 from tidings.api.errors import error_response
 from tidings.config import Settings
 from tidings.errors import TidingsError
+
+
+#: How much of a refused body is read and dropped so the client sees the answer.
+DRAIN_BYTES = 512 * 1024 * 1024
+#: How long a refused body is read for, at most.
+DRAIN_SECONDS = 30.0
+
+
+async def drain(receive: Receive) -> None:
+    """Read and drop the rest of a request body, within the drain limits."""
+    dropped = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while dropped <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
 
 
 class BodyTooLarge(TidingsError):
@@ -77,6 +104,7 @@ class RequestLimitMiddleware:
         limit, what = body_limit(self.settings, scope["method"], path, content_type)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            await drain(receive)
             await self._refuse(scope, receive, send, 413, "too_large", too_large(limit, what).message)
             return
         seen = 0
@@ -87,6 +115,8 @@ class RequestLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    if message.get("more_body", False):
+                        await drain(receive)
                     raise too_large(limit, what)
             return message
 
