@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.e2e import test_web_pages
+from tests.e2e.test_web_pages import csrf_of
 from tidings.services import audience, users
 from tidings.services.context import Context
 
 PASSWORD = "long enough password"
+# The fixtures of test_web_pages.py: a context and a client of its app with the web UI.
+ctx, client = test_web_pages.ctx, test_web_pages.client
 CSV = (
     "email,first_name,vip,points,zip,since\n"
     "ann@example.org,Ann,true,120,0042,2024-03-01\n"
@@ -24,26 +27,6 @@ CSV = (
     "cid@example.org,Cid,True,7,0042,2024-06-15\n"
     "dee@example.org,Dee,yes,1000,42,\n"
 )
-
-
-@pytest.fixture
-def ctx(make_ctx) -> Context:  # type: ignore[no-untyped-def]
-    made: Context = make_ctx()
-    return made
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    from tidings.api.app import create_app
-
-    with TestClient(create_app(ctx), follow_redirects=False) as made:
-        yield made
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from typing import IO
 import httpx
 import pytest
 
+from tests.serving import free_port, wait_until_healthy
 from tidings.config import Settings
 from tidings.errors import Unauthorized
 from tidings.services import tokens, users
@@ -130,12 +131,6 @@ class Lines:
             return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Served:
     """A ``tidings serve`` process, its output until the token line, and its port."""
 
@@ -153,15 +148,7 @@ class Served:
                 raise AssertionError(f"serve stopped: {self.lines} {self.proc.communicate()[1]}")
             self.lines.append(line)
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve never answered /healthz"
-            time.sleep(0.1)
+        wait_until_healthy(self.url, self.proc, timeout=30, output=lambda: self.lines)
 
     @property
     def output(self) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_cli import free_port
 from tests.limits import limited_env, limits
+from tests.serving import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -56,16 +56,7 @@ class Server:
         self.proc = subprocess.Popen([TIDINGS, "serve", "--port", str(self.port)], cwd=cwd, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      preexec_fn=limits(memory=MEMORY, cpu_seconds=600))
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.proc.communicate()[1]
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve never answered /healthz"
-            time.sleep(0.1)
+        wait_until_healthy(self.url, self.proc)
         self.api = httpx.Client(base_url=f"{self.url}/api/v1", timeout=300,
                                 headers={"Authorization": f"Bearer {TOKEN}"})
 
@@ -209,6 +200,7 @@ def test_a_large_csv_import_runs_off_the_event_loop_and_a_larger_one_is_refused(
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         imported = pool.submit(server.api.post, "/customers/import", content=data,
                                headers={"Content-Type": "text/csv"})
+        started = time.monotonic()
         time.sleep(1.0)  # the body is in, the rows are being read and stored
         waits = []
         while not imported.done():
@@ -217,9 +209,13 @@ def test_a_large_csv_import_runs_off_the_event_loop_and_a_larger_one_is_refused(
             waits.append(time.monotonic() - start)
             time.sleep(0.2)
         result = ok(imported.result())
+        took = time.monotonic() - started
 
     assert (result["created"], result["errors"]) == (300_000, [])
-    assert waits and max(waits) < 1.0, waits
+    # An import on the event loop held every route for its whole run; off the loop
+    # another route answers many times while it runs, each time in a small part of
+    # it (a share, not seconds: the machine may be busy with other work).
+    assert len(waits) >= 5 and max(waits) < took / 4, (took, waits)
     too_big = b"email\n" + b"x@example.org\n" * (4 * 1024 * 1024)  # 58 MB, past the 50 MiB limit
     refused(server.api.post("/customers/import", content=too_big, headers={"Content-Type": "text/csv"}),
             413, "too_large")

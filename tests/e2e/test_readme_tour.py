@@ -13,14 +13,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.smtpserver import free_port
+from tests.serving import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -78,16 +76,8 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen([TIDINGS, *SERVE, "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "tidings serve did not answer"
-            time.sleep(0.2)
+        wait_until_healthy(f"http://127.0.0.1:{port}", proc,
+                           output=lambda: proc.stdout.read() if proc.stdout else "")
         yield port
     finally:
         proc.terminate()
