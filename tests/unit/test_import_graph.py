@@ -274,3 +274,13 @@ def test_the_domain_imports_no_database_or_web_framework() -> None:
     assert imports, "no domain modules found"
     found = {m: sorted(names & banned) for m, names in imports.items() if names & banned}
     assert not found, f"the domain imports {found}"
+
+
+#: The size past which a module holds more than one noun (issue 11's bound).
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_600_lines() -> None:
+    sizes = {name: len(path.read_text().splitlines()) for name, path in module_files().items()}
+    assert sizes, "no modules found"
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
