@@ -30,7 +30,6 @@ from tidings.api.errors import error_response
 from tidings.config import Settings
 from tidings.errors import TidingsError
 
-
 #: How much of a refused body is read and dropped so the client sees the answer.
 DRAIN_BYTES = 512 * 1024 * 1024
 #: How long a refused body is read for, at most.
