@@ -130,6 +130,71 @@ class _Replies:
         return replies
 
 
+class ConnectFailed(Exception):
+    """No usable connection; ``outcome`` (deferred) says why."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+
+
+def _text(reply: bytes | str) -> str:
+    """A server's reply text on one line."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def _lost_after(target: SmtpTarget, timeout: float, exc: BaseException) -> Outcome:
+    """The body went out and no reply came back: the message may have been
+    delivered, so it is *uncertain* and never sent again."""
+    if _timed_out(exc):
+        why = f"no reply from the SMTP server {target} within {timeout:g} s after the message went out"
+    else:
+        why = f"connection to {target} lost after the message: {exc}"
+    return Outcome(result=Result.UNCERTAIN,
+                   detail=f"{why}; it may have been delivered, so it is not sent again")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout, also when smtplib wrapped it (``SMTPServerDisconnected`` from a
+    timed-out read of the greeting)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _connect_failure(target: SmtpTarget, timeout: float, stage: str, exc: BaseException) -> Outcome:
+    """Why no connection could be made, in the manager's words. All are deferred
+    (retried for ``TIDINGS_SMTP_RETRY_FOR``)."""
+    code: int | None = None
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        code = exc.smtp_code
+        detail = f"SMTP login to {target} refused: {exc.smtp_error!r}"
+    elif isinstance(exc, smtplib.SMTPConnectError | smtplib.SMTPHeloError):
+        # A greeting (or EHLO reply) other than 2xx: "421 4.3.2 Service not available".
+        code = exc.smtp_code
+        detail = f"the SMTP server {target} refused the connection: {code} {_text(exc.smtp_error)}"
+    elif stage == "tls" and isinstance(exc, ssl.SSLError | ConnectionError | smtplib.SMTPException):
+        reason = getattr(exc, "reason", None) or str(exc)
+        if isinstance(exc, smtplib.SMTPResponseException):  # STARTTLS answered 454, say
+            code = exc.smtp_code
+            reason = f"it answered STARTTLS with {code} {_text(exc.smtp_error)}"
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"its certificate cannot be verified ({exc.verify_message})"
+        detail = (f"TLS handshake with SMTP server {target} failed: {reason}; nothing was sent "
+                  "without encryption")
+    elif _timed_out(exc):
+        detail = f"the SMTP server {target} did not answer within {timeout:g} s (TIDINGS_SMTP_TIMEOUT)"
+    elif isinstance(exc, ConnectionRefusedError):
+        detail = f"the SMTP server {target} refused the connection (nothing listens there)"
+    else:
+        detail = f"cannot connect to SMTP server {target}: {exc}"
+    return Outcome(result=Result.DEFERRED, code=code, detail=detail)
+
+
 class _Slot:
     """One connection, used by one thread at a time."""
 
@@ -146,23 +211,40 @@ class _Slot:
         return ctx
 
     def connect(self) -> smtplib.SMTP:
+        """The open connection, or a new one: greeted, encrypted as the URL says and
+        logged in. Raises :class:`ConnectFailed` saying why in the manager's words;
+        a TLS failure never falls back to plain text."""
         if self.conn is not None:
             return self.conn
         t = self.target
-        conn: smtplib.SMTP
-        if t.mode == "tls":
-            conn = smtplib.SMTP_SSL(t.host, t.port, timeout=self.timeout, context=self._context())
-        else:
-            conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
+        conn: smtplib.SMTP | None = None
+        stage = "tls" if t.mode == "tls" else "connect"
         try:
+            if t.mode == "tls":
+                conn = smtplib.SMTP_SSL(t.host, t.port, timeout=self.timeout, context=self._context())
+            else:
+                conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
+            stage = "connect"
             conn.ehlo()
             if t.mode == "starttls":
+                if not conn.has_extn("starttls"):
+                    raise ConnectFailed(Outcome(
+                        result=Result.DEFERRED,
+                        detail=f"the SMTP server {t} does not offer STARTTLS, so nothing was sent "
+                               "without encryption (the URL asks for smtp+starttls://)"))
+                stage = "tls"
                 conn.starttls(context=self._context())
+                stage = "connect"
                 conn.ehlo()
             if t.username:
+                stage = "login"
                 conn.login(t.username, t.password or "")
-        except Exception:
-            self.drop()
+        except (OSError, smtplib.SMTPException) as exc:
+            if conn is not None:
+                conn.close()
+            raise ConnectFailed(_connect_failure(t, self.timeout, stage, exc)) from exc
+        except ConnectFailed:
+            assert conn is not None
             conn.close()
             raise
         self.conn = conn
@@ -221,8 +303,10 @@ class _Slot:
         message. Without it, or for non-ASCII addresses, one message at a time."""
         try:
             conn = self.connect()
-        except (OSError, smtplib.SMTPException):
-            return [self.send_one(env) for env in envs]  # reports the connect error each
+        except ConnectFailed as failed:
+            # One attempt for the whole chunk: a server refusing connections is not
+            # asked again for every message of it.
+            return [failed.outcome] * len(envs)
         if not (conn.does_esmtp and conn.has_extn("pipelining")) or not all(
             (env.mail_from + env.rcpt).isascii() for env in envs
         ):
@@ -266,9 +350,7 @@ class _Slot:
                 sock.sendall(dot_stuff(env.data) + b".\r\n" + nxt)
                 ((code, reply),) = replies.take(1)
             except (OSError, smtplib.SMTPException) as exc:
-                uncertain = Outcome(result=Result.UNCERTAIN,
-                                    detail=f"connection to {self.target} lost after the message: {exc}")
-                return lost(i, uncertain, exc)
+                return lost(i, _lost_after(self.target, self.timeout, exc), exc)
             outcomes.append(SENT if code == 250 else _reply_outcome(code, reply, "end of DATA"))
         if replies.buf:  # a reply nobody asked for: the dialogue is out of step
             self.drop()
@@ -277,12 +359,8 @@ class _Slot:
     def send_one(self, env: Envelope) -> Outcome:
         try:
             conn = self.connect()
-        except smtplib.SMTPAuthenticationError as exc:
-            return Outcome(result=Result.DEFERRED, code=exc.smtp_code,
-                           detail=f"SMTP login to {self.target} refused: {exc.smtp_error!r}")
-        except (OSError, smtplib.SMTPException) as exc:
-            return Outcome(result=Result.DEFERRED,
-                           detail=f"cannot connect to SMTP server {self.target}: {exc}")
+        except ConnectFailed as failed:
+            return failed.outcome
         try:
             if conn.does_esmtp and conn.has_extn("pipelining") and (env.mail_from + env.rcpt).isascii():
                 failure = self._envelope_pipelined(conn, env)
@@ -300,8 +378,7 @@ class _Slot:
             code, reply = conn.getreply()
         except (OSError, smtplib.SMTPException) as exc:
             self.drop()
-            return Outcome(result=Result.UNCERTAIN,
-                           detail=f"connection to {self.target} lost after the message: {exc}")
+            return _lost_after(self.target, self.timeout, exc)
         if code == 250:
             return SENT
         return _reply_outcome(code, reply, "end of DATA")
