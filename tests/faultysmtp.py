@@ -182,7 +182,8 @@ class _Connection:
     def __init__(self, server: FaultySmtp, sock: socket.socket) -> None:
         self.server = server
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0
 
     # -- the wire --
 
@@ -195,12 +196,15 @@ class _Connection:
         data = self.sock.recv(self.server.read_chunk)
         if not data:
             raise _Closed
+        del self.buf[:self.pos]
+        self.pos = 0
         self.buf += data
 
     def line(self) -> bytes:
-        while (end := self.buf.find(b"\n")) < 0:
+        while (end := self.buf.find(b"\n", self.pos)) < 0:
             self._more()
-        line, self.buf = self.buf[:end], self.buf[end + 1:]
+        line = bytes(self.buf[self.pos:end])
+        self.pos = end + 1
         return line.rstrip(b"\r")
 
     def wait_for_close(self) -> None:

@@ -29,6 +29,8 @@ from tests.faultysmtp import FaultySmtp, tls_context
 from tidings.engine.worker import FIRST_RETRY_DELAY, Worker
 from tidings.services.sending import make_worker
 from tidings.store.tables import messages
+from tidings.transports.base import Envelope, Result
+from tidings.transports.smtp import SmtpTransport
 
 #: Long enough for two or three attempts (0 s, 0.5 s, 1.5 s), short enough for a test.
 RETRY_FOR = 1.2
@@ -345,3 +347,48 @@ def test_a_slow_reader_still_gets_every_message_once(make_ctx, api_for, faulty):
     for received in server.delivered:
         html_part = received.message.get_body(("html",))
         assert html_part is not None and "THE END" in html_part.get_content()
+
+
+# -- the transport alone, with bodies larger than the kernel's socket buffers ------------
+
+def big_envelope(i: int, megabytes: int) -> Envelope:
+    line = b"x" * 998 + b"\r\n"
+    data = b"From: shop@shop.example.com\r\nSubject: big\r\n\r\n" + line * (megabytes * 1000)
+    return Envelope(message_id=i, mail_from="bounces@shop.example.com", rcpt=f"c{i}@example.org", data=data)
+
+
+def test_a_link_dropped_while_the_body_is_still_being_written_is_retried_not_unknown(faulty):
+    """12 MB cannot all sit in the socket buffers (at most 4 MB here), so when the
+    server drops the link after the body's first line the write itself fails: the
+    final dot never left, the server cannot have taken the message, and it is
+    deferred (sent again later), not uncertain (lost to the manager)."""
+    server = faulty(receive_buffer=65536)
+    server.drop_mid_data = {"c1@example.org"}
+    transport = SmtpTransport(server.url, connections=1, timeout=5)
+    try:
+        (outcome,) = transport.send([big_envelope(1, 12)])
+        assert outcome.result is Result.DEFERRED, outcome
+        assert "cannot have taken it" in (outcome.detail or "")
+        server.drop_mid_data = set()
+        again = transport.send([big_envelope(1, 12), big_envelope(2, 1)])
+    finally:
+        transport.close()
+    assert [o.result for o in again] == [Result.SENT, Result.SENT]
+    assert server.delivered_counts() == {"c1@example.org": 1, "c2@example.org": 1}
+
+
+def test_a_slow_reader_is_not_a_stalled_server_the_timeout_counts_from_the_last_progress(faulty):
+    """A 24 MB body read 64 KB every 10 ms takes 5-7 s to go out, longer than the 4 s
+    timeout, but the server reads all the time: the message is sent, once. (What
+    the kernel buffers, up to 4 MB, is read within the timeout after the last write.)"""
+    server = faulty(receive_buffer=65536)
+    server.read_chunk, server.read_delay = 65536, 0.01
+    transport = SmtpTransport(server.url, connections=1, timeout=4)
+    envelope = big_envelope(1, 24)
+    try:
+        (outcome,) = transport.send([envelope])
+    finally:
+        transport.close()
+    assert outcome.result is Result.SENT, outcome
+    assert server.delivered_counts() == {"c1@example.org": 1}
+    assert server.delivered[0].data == envelope.data

@@ -155,6 +155,47 @@ def _lost_after(target: SmtpTarget, timeout: float, exc: BaseException) -> Outco
                    detail=f"{why}; it may have been delivered, so it is not sent again")
 
 
+class _WriteFailed(Exception):
+    """A write broke off after ``written`` bytes had been handed to the kernel."""
+
+    def __init__(self, written: int, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.written = written
+        self.cause = cause
+
+
+def _write(sock: socket.socket, data: bytes) -> None:
+    """``sendall``, but the timeout is for each step of progress rather than for the
+    whole write (a server that reads slowly is not a stalled one), and a failure
+    says how much went out: bytes never handed to the kernel never left."""
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(view):
+            written += sock.send(view[written:])
+    except OSError as exc:
+        raise _WriteFailed(written, exc) from exc
+
+
+def _not_taken(target: SmtpTarget, timeout: float, exc: BaseException) -> Outcome:
+    """The link broke while the body was still being written: its final dot never
+    left, so the server cannot have taken the message; it is sent again."""
+    if _timed_out(exc):
+        why = f"the SMTP server {target} took nothing more of the message for {timeout:g} s"
+    else:
+        why = f"connection to {target} lost while the message was being written: {exc}"
+    return Outcome(result=Result.DEFERRED,
+                   detail=f"{why}; the server cannot have taken it, so it is sent again")
+
+
+def _body_failure(target: SmtpTarget, timeout: float, failed: _WriteFailed, body: int) -> Outcome:
+    """Deferred when the write broke off within the first ``body`` bytes (the
+    message and its final dot), uncertain when all of them had gone out."""
+    if failed.written < body:
+        return _not_taken(target, timeout, failed.cause)
+    return _lost_after(target, timeout, failed.cause)
+
+
 def _timed_out(exc: BaseException) -> bool:
     """A timeout, also when smtplib wrapped it (``SMTPServerDisconnected`` from a
     timed-out read of the greeting)."""
@@ -346,8 +387,13 @@ class _Slot:
                     return lost(i, failure, exc)
                 outcomes.append(failure)
                 continue
+            data = dot_stuff(env.data) + b".\r\n" + nxt
             try:
-                sock.sendall(dot_stuff(env.data) + b".\r\n" + nxt)
+                _write(sock, data)
+            except _WriteFailed as failed:
+                body = len(data) - len(nxt)
+                return lost(i, _body_failure(self.target, self.timeout, failed, body), failed.cause)
+            try:
                 ((code, reply),) = replies.take(1)
             except (OSError, smtplib.SMTPException) as exc:
                 return lost(i, _lost_after(self.target, self.timeout, exc), exc)
@@ -372,9 +418,14 @@ class _Slot:
             self.drop()
             return Outcome(result=Result.DEFERRED,
                            detail=f"connection to {self.target} lost before DATA: {exc}")
-        body = dot_stuff(env.data)
+        data = dot_stuff(env.data) + b".\r\n"
+        assert conn.sock is not None  # connected
         try:
-            conn.send(body + b".\r\n")
+            _write(conn.sock, data)
+        except _WriteFailed as failed:
+            self.drop()
+            return _body_failure(self.target, self.timeout, failed, len(data))
+        try:
             code, reply = conn.getreply()
         except (OSError, smtplib.SMTPException) as exc:
             self.drop()
