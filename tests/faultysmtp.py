@@ -13,8 +13,10 @@ Faults are plain attributes, changed while it runs::
 
     server = FaultySmtp().start()
     server.refuse = "421 4.3.2 Service not available"   # every connection, until None
+    server.refuse_ehlo = "421 4.3.2 Too busy"            # the same, as the answer to EHLO
     server.defer_data = {"c001@example.org"}             # 451 after that message's body
     server.drop_mid_data = {"c002@example.org"}          # link closed half-way through the body
+    server.on_drop = lambda: ...                         # called then (to change faults from there)
     server.stall_greeting = True                         # never says hello
     server.stall_after_data = {"c003@example.org"}       # takes the body, never answers
     server.read_delay, server.read_chunk = 0.002, 512    # a slow reader
@@ -29,6 +31,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -76,6 +79,10 @@ class FaultySmtp:
         self.pipelining = True
         self.defer_data: set[str] = set()
         self.drop_mid_data: set[str] = set()
+        #: Called when a link is dropped mid-DATA (to change the faults from then on).
+        self.on_drop: Callable[[], None] | None = None
+        #: The reply to EHLO for refused sessions, e.g. "421 4.7.0 Too busy", until None.
+        self.refuse_ehlo: str | None = None
         self.stall_after_data: set[str] = set()
         self.read_delay = 0.0
         self.read_chunk = 65536
@@ -240,6 +247,9 @@ class _Connection:
                 s.commands.append(raw)
                 s.timed.append((time.monotonic(), raw))
             verb = raw.split(" ", 1)[0].split(":", 1)[0].upper()
+            if verb == "EHLO" and s.refuse_ehlo:
+                self.send(s.refuse_ehlo)
+                return
             if verb == "EHLO":
                 offers = ["8BITMIME", "SMTPUTF8"]
                 if s.pipelining:
@@ -284,6 +294,8 @@ class _Connection:
         s = self.server
         if s.drop_mid_data & set(rcpts):
             self.line()  # the first line of the body has come in; the rest never will be read
+            if s.on_drop is not None:
+                s.on_drop()
             raise _Closed
         lines: list[bytes] = []
         while (line := self.line()) != b".":

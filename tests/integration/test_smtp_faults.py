@@ -122,11 +122,15 @@ def resume_and_finish(ctx: Any, api: Any, mid: int) -> dict[str, Any]:
     return done
 
 
+@pytest.mark.parametrize("at", ["greeting", "ehlo"])
 def test_421_at_the_greeting_backs_off_then_technical_error_and_resume_sends_each_once(
-    make_ctx, api_for, faulty
+    make_ctx, api_for, faulty, at
 ):
     server = faulty()
-    server.refuse = "421 4.3.2 Service not available, try later"
+    if at == "greeting":
+        server.refuse = "421 4.3.2 Service not available, try later"
+    else:
+        server.refuse_ehlo = "421 4.3.2 Service not available, try later"
     ctx = make_ctx(smtp_url=server.url, smtp_connections=2, smtp_retry_for=RETRY_FOR)
     api = api_for(ctx)
     mid = start(ctx, api, 6)
@@ -142,7 +146,7 @@ def test_421_at_the_greeting_backs_off_then_technical_error_and_resume_sends_eac
     # One connection per SMTP connection a round, not one per message.
     assert_backoff(pauses, server.connection_times(), per_round=2)
 
-    server.refuse = None
+    server.refuse = server.refuse_ehlo = None
     done = resume_and_finish(ctx, api, mid)
     assert (done["progress"]["sent"], done["progress"]["unknown"]) == (6, 0)
     assert_once_each(server, numbered(6))
@@ -172,6 +176,38 @@ def test_a_421_that_clears_within_the_retry_window_sends_everything_once_without
     assert pauses == pytest.approx([0.5, 1.0], abs=0.05)
     assert len(server.connection_times()) == 3  # two refused, the third sent all four
     assert_once_each(server, numbered(4))
+
+
+def test_a_server_that_goes_down_mid_chunk_is_asked_again_once_not_once_per_message(
+    make_ctx, api_for, faulty
+):
+    """Without PIPELINING each message has its own transaction: when the link drops
+    under c001 and the server then refuses connections, the four messages behind it
+    share one refused connection, then one pause, then go once each."""
+    server = faulty()
+    server.pipelining = False
+    server.drop_mid_data = {"c001@example.org"}
+    server.on_drop = lambda: setattr(server, "refuse", "421 4.3.2 Going down")
+    ctx = make_ctx(smtp_url=server.url, smtp_connections=1, smtp_retry_for=30)
+    api = api_for(ctx)
+    mid = start(ctx, api, 6)
+    worker, pauses = pausing_worker(ctx)
+
+    def recover_then_sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        server.refuse = None
+        time.sleep(seconds)
+
+    worker.sleep = recover_then_sleep
+    worker.run_until_idle()
+
+    done = api.ok("GET", f"/mailings/{mid}")
+    assert done["status"] == "sent"
+    assert (done["progress"]["sent"], done["progress"]["unknown"]) == (5, 1)
+    assert pauses == pytest.approx([0.5], abs=0.05)
+    assert len(server.connection_times()) == 3  # the first, one refused, one after the pause
+    assert_once_each(server, [a for a in numbered(6) if a != "c001@example.org"])
+    assert server.rcpt_counts()["c001@example.org"] == 1
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])

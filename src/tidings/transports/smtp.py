@@ -266,7 +266,9 @@ class _Slot:
             else:
                 conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
             stage = "connect"
-            conn.ehlo()
+            code, reply = conn.ehlo()
+            if 400 <= code < 500:  # "421 too busy" to EHLO (a 5xx is an old server: HELO follows)
+                raise smtplib.SMTPHeloError(code, reply)
             if t.mode == "starttls":
                 if not conn.has_extn("starttls"):
                     raise ConnectFailed(Outcome(
@@ -351,7 +353,7 @@ class _Slot:
         if not (conn.does_esmtp and conn.has_extn("pipelining")) or not all(
             (env.mail_from + env.rcpt).isascii() for env in envs
         ):
-            return [self.send_one(env) for env in envs]
+            return self._one_by_one(envs)
         outcomes: list[Outcome] = []
         sock = conn.sock
         assert sock is not None  # connected
@@ -400,6 +402,18 @@ class _Slot:
             outcomes.append(SENT if code == 250 else _reply_outcome(code, reply, "end of DATA"))
         if replies.buf:  # a reply nobody asked for: the dialogue is out of step
             self.drop()
+        return outcomes
+
+    def _one_by_one(self, envs: Sequence[Envelope]) -> list[Outcome]:
+        """Each message in its own transaction; when a connection lost on the way
+        cannot be made again, the rest get that reason without each asking again."""
+        outcomes: list[Outcome] = []
+        for i, env in enumerate(envs):
+            try:
+                self.connect()
+            except ConnectFailed as failed:
+                return [*outcomes, *[failed.outcome] * (len(envs) - i)]
+            outcomes.append(self.send_one(env))
         return outcomes
 
     def send_one(self, env: Envelope) -> Outcome:
