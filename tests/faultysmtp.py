@@ -76,6 +76,8 @@ class FaultySmtp:
         self.refuse: str | None = None
         self.stall_greeting = False
         self.tls_broken = False
+        #: The answer to STARTTLS instead of 220, e.g. "454 4.7.0 TLS not available".
+        self.refuse_starttls: str | None = None
         self.pipelining = True
         self.defer_data: set[str] = set()
         self.drop_mid_data: set[str] = set()
@@ -259,6 +261,8 @@ class _Connection:
                 self.send("250-faulty.test", *[f"250-{o}" for o in offers[:-1]], f"250 {offers[-1]}")
             elif verb == "HELO":
                 self.send("250 faulty.test")
+            elif verb == "STARTTLS" and s.starttls and s.refuse_starttls:
+                self.send(s.refuse_starttls)
             elif verb == "STARTTLS" and s.starttls:
                 self.send("220 2.0.0 Ready to start TLS")
                 if s.tls_broken:

@@ -438,3 +438,19 @@ def test_a_slow_reader_is_not_a_stalled_server_the_timeout_counts_from_the_last_
     assert outcome.result is Result.SENT, outcome
     assert server.delivered_counts() == {"c1@example.org": 1}
     assert server.delivered[0].data == envelope.data
+
+
+def test_starttls_refused_by_the_server_is_deferred_saying_so_and_nothing_goes_in_plain_text(faulty, tls):
+    server = faulty(starttls=True, tls=tls)
+    server.refuse_starttls = "454 4.7.0 TLS not available due to temporary reason"
+    transport = SmtpTransport(server.url, connections=1, timeout=5)
+    try:
+        outcomes = transport.send([big_envelope(1, 0), big_envelope(2, 0)])
+    finally:
+        transport.close()
+    assert [o.result for o in outcomes] == [Result.DEFERRED, Result.DEFERRED]
+    assert outcomes[0].detail == (
+        f"TLS handshake with SMTP server 127.0.0.1:{server.port} failed: it answered STARTTLS with "
+        "454 4.7.0 TLS not available due to temporary reason; nothing was sent without encryption")
+    assert server.verbs() == ["EHLO", "STARTTLS"]  # one connection for both, and no MAIL
+    assert len(server.connection_times()) == 1

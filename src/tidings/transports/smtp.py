@@ -209,8 +209,11 @@ def _timed_out(exc: BaseException) -> bool:
 
 def _connect_failure(target: SmtpTarget, timeout: float, stage: str, exc: BaseException) -> Outcome:
     """Why no connection could be made, in the manager's words. All are deferred
-    (retried for ``TIDINGS_SMTP_RETRY_FOR``)."""
+    (retried for ``TIDINGS_SMTP_RETRY_FOR``). ``stage``: connect, tls (the
+    handshake of smtps://, with the TCP connect and the greeting), starttls, login."""
     code: int | None = None
+    tls_failed = (isinstance(exc, ssl.SSLError) and stage in ("tls", "starttls")) or (
+        stage == "starttls" and isinstance(exc, ConnectionError | smtplib.SMTPResponseException))
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         code = exc.smtp_code
         detail = f"SMTP login to {target} refused: {exc.smtp_error!r}"
@@ -218,7 +221,7 @@ def _connect_failure(target: SmtpTarget, timeout: float, stage: str, exc: BaseEx
         # A greeting (or EHLO reply) other than 2xx: "421 4.3.2 Service not available".
         code = exc.smtp_code
         detail = f"the SMTP server {target} refused the connection: {code} {_text(exc.smtp_error)}"
-    elif stage == "tls" and isinstance(exc, ssl.SSLError | ConnectionError | smtplib.SMTPException):
+    elif tls_failed:
         reason = getattr(exc, "reason", None) or str(exc)
         if isinstance(exc, smtplib.SMTPResponseException):  # STARTTLS answered 454, say
             code = exc.smtp_code
@@ -275,7 +278,7 @@ class _Slot:
                         result=Result.DEFERRED,
                         detail=f"the SMTP server {t} does not offer STARTTLS, so nothing was sent "
                                "without encryption (the URL asks for smtp+starttls://)"))
-                stage = "tls"
+                stage = "starttls"
                 conn.starttls(context=self._context())
                 stage = "connect"
                 conn.ehlo()
@@ -286,9 +289,9 @@ class _Slot:
             if conn is not None:
                 conn.close()
             raise ConnectFailed(_connect_failure(t, self.timeout, stage, exc)) from exc
-        except ConnectFailed:
-            assert conn is not None
-            conn.close()
+        except BaseException:  # ConnectFailed, or a fault of ours: the connection goes either way
+            if conn is not None:
+                conn.close()
             raise
         self.conn = conn
         return conn
