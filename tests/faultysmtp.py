@@ -20,6 +20,7 @@ Faults are plain attributes, changed while it runs::
     server.stall_greeting = True                         # never says hello
     server.stall_after_data = {"c003@example.org"}       # takes the body, never answers
     server.read_delay, server.read_chunk = 0.002, 512    # a slow reader
+    server.slow_bytes = 16_000_000                       # ... for the first 16 MB of a connection
     server.tls_broken = True                             # no TLS where TLS is expected
 """
 
@@ -88,6 +89,8 @@ class FaultySmtp:
         self.stall_after_data: set[str] = set()
         self.read_delay = 0.0
         self.read_chunk = 65536
+        #: Read slowly only the first this many bytes of each connection (None: all).
+        self.slow_bytes: int | None = None
         # -- what it saw --
         self.lock = threading.Lock()
         self.connections: list[float] = []
@@ -193,6 +196,7 @@ class _Connection:
         self.sock = sock
         self.buf = bytearray()
         self.pos = 0
+        self.read = 0
 
     # -- the wire --
 
@@ -200,11 +204,14 @@ class _Connection:
         self.sock.sendall("".join(f"{line}\r\n" for line in lines).encode())
 
     def _more(self) -> None:
-        if self.server.read_delay:
-            time.sleep(self.server.read_delay)
-        data = self.sock.recv(self.server.read_chunk)
+        s = self.server
+        slow = s.slow_bytes is None or self.read < s.slow_bytes
+        if s.read_delay and slow:
+            time.sleep(s.read_delay)
+        data = self.sock.recv(s.read_chunk if slow else 1 << 20)
         if not data:
             raise _Closed
+        self.read += len(data)
         del self.buf[:self.pos]
         self.pos = 0
         self.buf += data
