@@ -169,6 +169,9 @@ class FaultySmtp:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
+            # Replies go out as they are written, as a real server's do (not held back by
+            # Nagle's algorithm until the client's delayed ACK: 40 ms a message).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 self.connections.append(time.monotonic())
                 self._open.add(sock)
