@@ -225,7 +225,7 @@ def test_451_after_data_requeues_those_messages_only_and_resume_sends_them_once(
     worker.run_until_idle()
 
     message = interrupted(api, mid)
-    assert "4.3.0 Try again later" in message
+    assert " s: 451 4.3.0 Try again later (at end of DATA). Fix the mail server" in message
     progress = api.ok("GET", f"/mailings/{mid}")["progress"]
     assert (progress["sent"], progress["queued"], progress["unknown"]) == (4, 2, 0)
     others = [a for a in numbered(6) if a not in held]

@@ -65,8 +65,15 @@ class SmtpTarget:
 
 
 def _reply_outcome(code: int, reply: bytes, stage: str) -> Outcome:
+    """A refusal. A rejection's detail is the reply's text ("5.1.1 No such user",
+    which :attr:`Outcome.hard_bounce` reads); a deferral's has the code and the
+    command too ("451 4.3.0 Try again later (at end of DATA)"), as the manager
+    reads it in a ``technical_error`` when deferrals go on."""
     text = reply.decode("utf-8", "replace")
     result = Result.DEFERRED if 400 <= code < 500 or code < 0 else Result.REJECTED
+    if result is Result.DEFERRED:
+        said = f"{code} {' '.join(text.split())}" if code > 0 else f"an unreadable reply {text!r}"
+        return Outcome(result=result, code=code, detail=f"{said} (at {stage})")
     return Outcome(result=result, code=code, detail=text or f"{code} at {stage}")
 
 
