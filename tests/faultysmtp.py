@@ -19,6 +19,7 @@ Faults are plain attributes, changed while it runs::
     server.on_drop = lambda: ...                         # called then (to change faults from there)
     server.stall_greeting = True                         # never says hello
     server.stall_after_data = {"c003@example.org"}       # takes the body, never answers
+    server.idle_close = 0.2                              # 421 and closed after 0.2 s of silence
     server.read_delay, server.read_chunk = 0.002, 512    # a slow reader
     server.slow_bytes = 16_000_000                       # ... for the first 16 MB of a connection
     server.tls_broken = True                             # no TLS where TLS is expected
@@ -77,6 +78,8 @@ class FaultySmtp:
         self.refuse: str | None = None
         self.stall_greeting = False
         self.tls_broken = False
+        #: Seconds a connection may stay silent; then "421 4.4.2 Idle too long" and closed.
+        self.idle_close: float | None = None
         #: The answer to STARTTLS instead of 220, e.g. "454 4.7.0 TLS not available".
         self.refuse_starttls: str | None = None
         self.pipelining = True
@@ -96,6 +99,7 @@ class FaultySmtp:
         self.connections: list[float] = []
         self.commands: list[str] = []
         self.timed: list[tuple[float, str]] = []  # (when, command)
+        self.replies: list[str] = []  # every reply line it sent
         self.rcpts: list[str] = []
         self.delivered: list[Received] = []
         self.delivered_over_tls: list[bool] = []
@@ -126,6 +130,10 @@ class FaultySmtp:
     def connection_times(self) -> list[float]:
         with self.lock:
             return list(self.connections)
+
+    def said(self) -> list[str]:
+        with self.lock:
+            return list(self.replies)
 
     def verbs(self) -> list[str]:
         with self.lock:
@@ -204,6 +212,8 @@ class _Connection:
     # -- the wire --
 
     def send(self, *lines: str) -> None:
+        with self.server.lock:
+            self.server.replies.extend(lines)
         self.sock.sendall("".join(f"{line}\r\n" for line in lines).encode())
 
     def _more(self) -> None:
@@ -254,7 +264,12 @@ class _Connection:
         sender: str | None = None
         rcpts: list[str] = []
         while True:
-            raw = self.line().decode("utf-8", "replace")
+            self.sock.settimeout(s.idle_close)
+            try:
+                raw = self.line().decode("utf-8", "replace")
+            except TimeoutError:
+                self.send("421 4.4.2 Idle too long, closing connection")
+                return
             with s.lock:
                 s.commands.append(raw)
                 s.timed.append((time.monotonic(), raw))

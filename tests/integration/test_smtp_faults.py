@@ -211,6 +211,39 @@ def test_a_server_that_goes_down_mid_chunk_is_asked_again_once_not_once_per_mess
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_a_connection_the_server_closed_while_idle_is_opened_again_not_taken_for_a_fault(
+    make_ctx, api_for, faulty, pipelining
+):
+    """Between two mailings the server closes the worker's idle connection (a 421,
+    then the link goes). The next mailing opens a new one at once: nothing is
+    deferred, no pause, no technical_error even with TIDINGS_SMTP_RETRY_FOR=0."""
+    server = faulty()
+    server.pipelining = pipelining
+    server.idle_close = 1.0
+    ctx = make_ctx(smtp_url=server.url, smtp_connections=1, smtp_retry_for=0)
+    api = api_for(ctx)
+    first = start(ctx, api, 3)
+    worker, pauses = pausing_worker(ctx)
+    worker.run_until_idle()
+    assert api.ok("GET", f"/mailings/{first}")["status"] == "sent"
+    deadline = time.monotonic() + 10
+    while not any(c.startswith("421") for c in server.said()):
+        assert time.monotonic() < deadline, "the server never closed the idle connection"
+        time.sleep(0.02)
+
+    second = int(draft_mailing(api, ["d@example.org"], name="Winter")["mailing"]["id"])
+    api.ok("POST", f"/mailings/{second}/send")
+    worker.run_until_idle()
+
+    done = api.ok("GET", f"/mailings/{second}")
+    assert done["status"] == "sent", done
+    assert (done["progress"]["sent"], done["progress"]["queued"]) == (4, 0)
+    assert pauses == []
+    assert len(server.connection_times()) == 2
+    assert sorted(server.recipients()) == sorted([*numbered(3), *numbered(3), "d@example.org"])
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_451_after_data_requeues_those_messages_only_and_resume_sends_them_once(
     make_ctx, api_for, faulty, pipelining
 ):

@@ -13,6 +13,7 @@ message is *uncertain* and is never resent).
 from __future__ import annotations
 
 import queue
+import select
 import smtplib
 import socket
 import ssl
@@ -266,7 +267,9 @@ class _Slot:
         logged in. Raises :class:`ConnectFailed` saying why in the manager's words;
         a TLS failure never falls back to plain text."""
         if self.conn is not None:
-            return self.conn
+            if not self._stale():
+                return self.conn
+            self.drop()
         t = self.target
         conn: smtplib.SMTP | None = None
         stage = "tls" if t.mode == "tls" else "connect"
@@ -302,6 +305,21 @@ class _Slot:
             raise
         self.conn = conn
         return conn
+
+    def _stale(self) -> bool:
+        """Whether the server spoke unasked on the idle connection: a "421 idle too
+        long" before closing it, or the close itself. Such a connection is opened
+        again rather than used, so that its end is not taken for a fault (a
+        deferral, a pause, the retry clock started)."""
+        assert self.conn is not None
+        sock = self.conn.sock
+        if sock is None:
+            return True
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        poller = select.poll()  # not select(): no limit on the descriptor's number
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))  # data, a close, a reset or an error
 
     def drop(self) -> None:
         if self.conn is not None:
