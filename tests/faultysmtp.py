@@ -19,6 +19,7 @@ Faults are plain attributes, changed while it runs::
     server.on_drop = lambda: ...                         # called then (to change faults from there)
     server.stall_greeting = True                         # never says hello
     server.stall_after_data = {"c003@example.org"}       # takes the body, never answers
+    server.stall_at_rcpt = {"c004@example.org"}          # never answers that RCPT TO
     server.idle_close = 0.2                              # 421 and closed after 0.2 s of silence
     server.read_delay, server.read_chunk = 0.002, 512    # a slow reader
     server.slow_bytes = 16_000_000                       # ... for the first 16 MB of a connection
@@ -90,6 +91,7 @@ class FaultySmtp:
         #: The reply to EHLO for refused sessions, e.g. "421 4.7.0 Too busy", until None.
         self.refuse_ehlo: str | None = None
         self.stall_after_data: set[str] = set()
+        self.stall_at_rcpt: set[str] = set()
         self.read_delay = 0.0
         self.read_chunk = 65536
         #: Read slowly only the first this many bytes of each connection (None: all).
@@ -301,6 +303,8 @@ class _Connection:
                 address = raw.split(":", 1)[1].strip().strip("<>")
                 with s.lock:
                     s.rcpts.append(address)
+                if address in s.stall_at_rcpt:
+                    self.wait_for_close()
                 rcpts.append(address)
                 self.send("250 2.1.5 OK")
             elif verb == "DATA":

@@ -333,6 +333,40 @@ def test_a_server_that_never_greets_times_out_backs_off_then_technical_error_and
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_a_server_that_stalls_before_the_body_defers_that_message_and_sends_it_once_later(
+    make_ctx, api_for, faulty, pipelining
+):
+    server = faulty()
+    server.pipelining = pipelining
+    server.stall_at_rcpt = {"c001@example.org"}
+    ctx = make_ctx(smtp_url=server.url, smtp_connections=1, smtp_retry_for=30, smtp_timeout=0.3)
+    api = api_for(ctx)
+    mid = start(ctx, api, 4)
+    worker, pauses = pausing_worker(ctx)
+    seen: dict[str, tuple[str, str | None]] = {}
+
+    def look_then_recover(seconds: float) -> None:
+        pauses.append(seconds)
+        seen.update(statuses(ctx, mid))
+        server.stall_at_rcpt = set()
+        time.sleep(seconds)
+
+    worker.sleep = look_then_recover
+    worker.run_until_idle()
+
+    status, error = seen["c001@example.org"]
+    assert status == "queued"
+    assert error == (f"the SMTP server 127.0.0.1:{server.port} did not answer within 0.3 s "
+                     "(TIDINGS_SMTP_TIMEOUT) before the message went out")
+    done = api.ok("GET", f"/mailings/{mid}")
+    assert done["status"] == "sent"
+    assert (done["progress"]["sent"], done["progress"]["unknown"]) == (4, 0)
+    assert pauses == pytest.approx([0.5], abs=0.05)
+    assert_once_each(server, numbered(4))
+    assert server.delivered_counts()["c001@example.org"] == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_a_server_that_stalls_after_the_body_leaves_that_message_unknown_and_never_resent(
     make_ctx, api_for, faulty, pipelining
 ):

@@ -152,6 +152,16 @@ def _text(reply: bytes | str) -> str:
     return " ".join(text.split())
 
 
+def _lost_before(target: SmtpTarget, timeout: float, exc: BaseException) -> Outcome:
+    """The link broke (or the server fell silent) before the body went out: safe
+    to send again."""
+    if _timed_out(exc):
+        return Outcome(result=Result.DEFERRED,
+                       detail=f"the SMTP server {target} did not answer within {timeout:g} s "
+                              "(TIDINGS_SMTP_TIMEOUT) before the message went out")
+    return Outcome(result=Result.DEFERRED, detail=f"connection to {target} lost before DATA: {exc}")
+
+
 def _lost_after(target: SmtpTarget, timeout: float, exc: BaseException) -> Outcome:
     """The body went out and no reply came back: the message may have been
     delivered, so it is *uncertain* and never sent again."""
@@ -403,8 +413,7 @@ class _Slot:
             try:
                 envelope = replies.take(3)
             except (OSError, smtplib.SMTPException) as exc:
-                return lost(i, Outcome(result=Result.DEFERRED,
-                                       detail=f"connection to {self.target} lost before DATA"), exc)
+                return lost(i, _lost_before(self.target, self.timeout, exc), exc)
             failure = _envelope_failure(envelope)
             if failure is not None:
                 try:
@@ -458,8 +467,7 @@ class _Slot:
                 return failure
         except (OSError, smtplib.SMTPException) as exc:
             self.drop()
-            return Outcome(result=Result.DEFERRED,
-                           detail=f"connection to {self.target} lost before DATA: {exc}")
+            return _lost_before(self.target, self.timeout, exc)
         data = dot_stuff(env.data) + b".\r\n"
         assert conn.sock is not None  # connected
         try:
