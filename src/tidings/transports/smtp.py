@@ -13,6 +13,7 @@ message is *uncertain* and is never resent).
 from __future__ import annotations
 
 import queue
+import select
 import smtplib
 import socket
 import ssl
@@ -65,8 +66,15 @@ class SmtpTarget:
 
 
 def _reply_outcome(code: int, reply: bytes, stage: str) -> Outcome:
+    """A refusal. A rejection's detail is the reply's text ("5.1.1 No such user",
+    which :attr:`Outcome.hard_bounce` reads); a deferral's has the code and the
+    command too ("451 4.3.0 Try again later (at end of DATA)"), as the manager
+    reads it in a ``technical_error`` when deferrals go on."""
     text = reply.decode("utf-8", "replace")
     result = Result.DEFERRED if 400 <= code < 500 or code < 0 else Result.REJECTED
+    if result is Result.DEFERRED:
+        said = f"{code} {' '.join(text.split())}" if code > 0 else f"an unreadable reply {text!r}"
+        return Outcome(result=result, code=code, detail=f"{said} (at {stage})")
     return Outcome(result=result, code=code, detail=text or f"{code} at {stage}")
 
 
@@ -130,6 +138,125 @@ class _Replies:
         return replies
 
 
+class ConnectFailed(Exception):
+    """No usable connection; ``outcome`` (deferred) says why."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+
+
+def _text(reply: bytes | str) -> str:
+    """A server's reply text on one line."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def _lost_before(target: SmtpTarget, timeout: float, exc: BaseException) -> Outcome:
+    """The link broke (or the server fell silent) before the body went out: safe
+    to send again."""
+    if _timed_out(exc):
+        return Outcome(result=Result.DEFERRED,
+                       detail=f"the SMTP server {target} did not answer within {timeout:g} s "
+                              "(TIDINGS_SMTP_TIMEOUT) before the message went out")
+    return Outcome(result=Result.DEFERRED, detail=f"connection to {target} lost before DATA: {exc}")
+
+
+def _lost_after(target: SmtpTarget, timeout: float, exc: BaseException) -> Outcome:
+    """The body went out and no reply came back: the message may have been
+    delivered, so it is *uncertain* and never sent again."""
+    if _timed_out(exc):
+        why = f"no reply from the SMTP server {target} within {timeout:g} s after the message went out"
+    else:
+        why = f"connection to {target} lost after the message: {exc}"
+    return Outcome(result=Result.UNCERTAIN,
+                   detail=f"{why}; it may have been delivered, so it is not sent again")
+
+
+class _WriteFailed(Exception):
+    """A write broke off after ``written`` bytes had been handed to the kernel."""
+
+    def __init__(self, written: int, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.written = written
+        self.cause = cause
+
+
+def _write(sock: socket.socket, data: bytes) -> None:
+    """``sendall``, but the timeout is for each step of progress rather than for the
+    whole write (a server that reads slowly is not a stalled one), and a failure
+    says how much went out: bytes never handed to the kernel never left."""
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(view):
+            written += sock.send(view[written:])
+    except OSError as exc:
+        raise _WriteFailed(written, exc) from exc
+
+
+def _not_taken(target: SmtpTarget, timeout: float, exc: BaseException) -> Outcome:
+    """The link broke while the body was still being written: its final dot never
+    left, so the server cannot have taken the message; it is sent again."""
+    if _timed_out(exc):
+        why = f"the SMTP server {target} took nothing more of the message for {timeout:g} s"
+    else:
+        why = f"connection to {target} lost while the message was being written: {exc}"
+    return Outcome(result=Result.DEFERRED,
+                   detail=f"{why}; the server cannot have taken it, so it is sent again")
+
+
+def _body_failure(target: SmtpTarget, timeout: float, failed: _WriteFailed, body: int) -> Outcome:
+    """Deferred when the write broke off within the first ``body`` bytes (the
+    message and its final dot), uncertain when all of them had gone out."""
+    if failed.written < body:
+        return _not_taken(target, timeout, failed.cause)
+    return _lost_after(target, timeout, failed.cause)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout, also when smtplib wrapped it (``SMTPServerDisconnected`` from a
+    timed-out read of the greeting)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _connect_failure(target: SmtpTarget, timeout: float, stage: str, exc: BaseException) -> Outcome:
+    """Why no connection could be made, in the manager's words. All are deferred
+    (retried for ``TIDINGS_SMTP_RETRY_FOR``). ``stage``: connect, tls (the
+    handshake of smtps://, with the TCP connect and the greeting), starttls, login."""
+    code: int | None = None
+    tls_failed = (isinstance(exc, ssl.SSLError) and stage in ("tls", "starttls")) or (
+        stage == "starttls" and isinstance(exc, ConnectionError | smtplib.SMTPResponseException))
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        code = exc.smtp_code
+        detail = f"SMTP login to {target} refused: {exc.smtp_error!r}"
+    elif isinstance(exc, smtplib.SMTPConnectError | smtplib.SMTPHeloError):
+        # A greeting (or EHLO reply) other than 2xx: "421 4.3.2 Service not available".
+        code = exc.smtp_code
+        detail = f"the SMTP server {target} refused the connection: {code} {_text(exc.smtp_error)}"
+    elif tls_failed:
+        reason = getattr(exc, "reason", None) or str(exc)
+        if isinstance(exc, smtplib.SMTPResponseException):  # STARTTLS answered 454, say
+            code = exc.smtp_code
+            reason = f"it answered STARTTLS with {code} {_text(exc.smtp_error)}"
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"its certificate cannot be verified ({exc.verify_message})"
+        detail = (f"TLS handshake with SMTP server {target} failed: {reason}; nothing was sent "
+                  "without encryption")
+    elif _timed_out(exc):
+        detail = f"the SMTP server {target} did not answer within {timeout:g} s (TIDINGS_SMTP_TIMEOUT)"
+    elif isinstance(exc, ConnectionRefusedError):
+        detail = f"the SMTP server {target} refused the connection (nothing listens there)"
+    else:
+        detail = f"cannot connect to SMTP server {target}: {exc}"
+    return Outcome(result=Result.DEFERRED, code=code, detail=detail)
+
+
 class _Slot:
     """One connection, used by one thread at a time."""
 
@@ -146,27 +273,63 @@ class _Slot:
         return ctx
 
     def connect(self) -> smtplib.SMTP:
+        """The open connection, or a new one: greeted, encrypted as the URL says and
+        logged in. Raises :class:`ConnectFailed` saying why in the manager's words;
+        a TLS failure never falls back to plain text."""
         if self.conn is not None:
-            return self.conn
+            if not self._stale():
+                return self.conn
+            self.drop()
         t = self.target
-        conn: smtplib.SMTP
-        if t.mode == "tls":
-            conn = smtplib.SMTP_SSL(t.host, t.port, timeout=self.timeout, context=self._context())
-        else:
-            conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
+        conn: smtplib.SMTP | None = None
+        stage = "tls" if t.mode == "tls" else "connect"
         try:
-            conn.ehlo()
+            if t.mode == "tls":
+                conn = smtplib.SMTP_SSL(t.host, t.port, timeout=self.timeout, context=self._context())
+            else:
+                conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout)
+            stage = "connect"
+            code, reply = conn.ehlo()
+            if 400 <= code < 500:  # "421 too busy" to EHLO (a 5xx is an old server: HELO follows)
+                raise smtplib.SMTPHeloError(code, reply)
             if t.mode == "starttls":
+                if not conn.has_extn("starttls"):
+                    raise ConnectFailed(Outcome(
+                        result=Result.DEFERRED,
+                        detail=f"the SMTP server {t} does not offer STARTTLS, so nothing was sent "
+                               "without encryption (the URL asks for smtp+starttls://)"))
+                stage = "starttls"
                 conn.starttls(context=self._context())
+                stage = "connect"
                 conn.ehlo()
             if t.username:
+                stage = "login"
                 conn.login(t.username, t.password or "")
-        except Exception:
-            self.drop()
-            conn.close()
+        except (OSError, smtplib.SMTPException) as exc:
+            if conn is not None:
+                conn.close()
+            raise ConnectFailed(_connect_failure(t, self.timeout, stage, exc)) from exc
+        except BaseException:  # ConnectFailed, or a fault of ours: the connection goes either way
+            if conn is not None:
+                conn.close()
             raise
         self.conn = conn
         return conn
+
+    def _stale(self) -> bool:
+        """Whether the server spoke unasked on the idle connection: a "421 idle too
+        long" before closing it, or the close itself. Such a connection is opened
+        again rather than used, so that its end is not taken for a fault (a
+        deferral, a pause, the retry clock started)."""
+        assert self.conn is not None
+        sock = self.conn.sock
+        if sock is None:
+            return True
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        poller = select.poll()  # not select(): no limit on the descriptor's number
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))  # data, a close, a reset or an error
 
     def drop(self) -> None:
         if self.conn is not None:
@@ -221,12 +384,14 @@ class _Slot:
         message. Without it, or for non-ASCII addresses, one message at a time."""
         try:
             conn = self.connect()
-        except (OSError, smtplib.SMTPException):
-            return [self.send_one(env) for env in envs]  # reports the connect error each
+        except ConnectFailed as failed:
+            # One attempt for the whole chunk: a server refusing connections is not
+            # asked again for every message of it.
+            return [failed.outcome] * len(envs)
         if not (conn.does_esmtp and conn.has_extn("pipelining")) or not all(
             (env.mail_from + env.rcpt).isascii() for env in envs
         ):
-            return [self.send_one(env) for env in envs]
+            return self._one_by_one(envs)
         outcomes: list[Outcome] = []
         sock = conn.sock
         assert sock is not None  # connected
@@ -248,8 +413,7 @@ class _Slot:
             try:
                 envelope = replies.take(3)
             except (OSError, smtplib.SMTPException) as exc:
-                return lost(i, Outcome(result=Result.DEFERRED,
-                                       detail=f"connection to {self.target} lost before DATA"), exc)
+                return lost(i, _lost_before(self.target, self.timeout, exc), exc)
             failure = _envelope_failure(envelope)
             if failure is not None:
                 try:
@@ -262,27 +426,38 @@ class _Slot:
                     return lost(i, failure, exc)
                 outcomes.append(failure)
                 continue
+            data = dot_stuff(env.data) + b".\r\n" + nxt
             try:
-                sock.sendall(dot_stuff(env.data) + b".\r\n" + nxt)
+                _write(sock, data)
+            except _WriteFailed as failed:
+                body = len(data) - len(nxt)
+                return lost(i, _body_failure(self.target, self.timeout, failed, body), failed.cause)
+            try:
                 ((code, reply),) = replies.take(1)
             except (OSError, smtplib.SMTPException) as exc:
-                uncertain = Outcome(result=Result.UNCERTAIN,
-                                    detail=f"connection to {self.target} lost after the message: {exc}")
-                return lost(i, uncertain, exc)
+                return lost(i, _lost_after(self.target, self.timeout, exc), exc)
             outcomes.append(SENT if code == 250 else _reply_outcome(code, reply, "end of DATA"))
         if replies.buf:  # a reply nobody asked for: the dialogue is out of step
             self.drop()
         return outcomes
 
+    def _one_by_one(self, envs: Sequence[Envelope]) -> list[Outcome]:
+        """Each message in its own transaction; when a connection lost on the way
+        cannot be made again, the rest get that reason without each asking again."""
+        outcomes: list[Outcome] = []
+        for i, env in enumerate(envs):
+            try:
+                self.connect()
+            except ConnectFailed as failed:
+                return [*outcomes, *[failed.outcome] * (len(envs) - i)]
+            outcomes.append(self.send_one(env))
+        return outcomes
+
     def send_one(self, env: Envelope) -> Outcome:
         try:
             conn = self.connect()
-        except smtplib.SMTPAuthenticationError as exc:
-            return Outcome(result=Result.DEFERRED, code=exc.smtp_code,
-                           detail=f"SMTP login to {self.target} refused: {exc.smtp_error!r}")
-        except (OSError, smtplib.SMTPException) as exc:
-            return Outcome(result=Result.DEFERRED,
-                           detail=f"cannot connect to SMTP server {self.target}: {exc}")
+        except ConnectFailed as failed:
+            return failed.outcome
         try:
             if conn.does_esmtp and conn.has_extn("pipelining") and (env.mail_from + env.rcpt).isascii():
                 failure = self._envelope_pipelined(conn, env)
@@ -292,16 +467,19 @@ class _Slot:
                 return failure
         except (OSError, smtplib.SMTPException) as exc:
             self.drop()
-            return Outcome(result=Result.DEFERRED,
-                           detail=f"connection to {self.target} lost before DATA: {exc}")
-        body = dot_stuff(env.data)
+            return _lost_before(self.target, self.timeout, exc)
+        data = dot_stuff(env.data) + b".\r\n"
+        assert conn.sock is not None  # connected
         try:
-            conn.send(body + b".\r\n")
+            _write(conn.sock, data)
+        except _WriteFailed as failed:
+            self.drop()
+            return _body_failure(self.target, self.timeout, failed, len(data))
+        try:
             code, reply = conn.getreply()
         except (OSError, smtplib.SMTPException) as exc:
             self.drop()
-            return Outcome(result=Result.UNCERTAIN,
-                           detail=f"connection to {self.target} lost after the message: {exc}")
+            return _lost_after(self.target, self.timeout, exc)
         if code == 250:
             return SENT
         return _reply_outcome(code, reply, "end of DATA")
