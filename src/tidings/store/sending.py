@@ -10,8 +10,9 @@ transaction.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -25,7 +26,14 @@ from tidings.store import audience, feedback, meta, packages, quotas, sms
 from tidings.store import domains as domain_store
 from tidings.store import mailings as mailing_store
 from tidings.store import templates as template_store
+from tidings.store.db import unavailable
 from tidings.store.tables import domains
+
+log = logging.getLogger("tidings.store")
+
+#: Where the pause between attempts to reach the database starts, and its ceiling.
+FIRST_WAIT = 0.25
+MAX_WAIT = 5.0
 
 
 class SqlTransaction:
@@ -149,16 +157,66 @@ class SqlTransaction:
 
 
 class SqlStore:
-    """Transactions on ``engine`` for the worker and the scheduler."""
+    """Transactions on ``engine`` for the worker and the scheduler.
 
-    def __init__(self, engine: sa.Engine) -> None:
+    A driver error that says the database cannot serve now (unreachable,
+    restarting, locked, disk full) leaves as
+    :class:`~tidings.errors.StoreUnavailable`, the port's error; any other
+    error leaves as it is. With ``wait_for`` > 0 a transaction that cannot
+    *begin* (nothing of it ran yet, so trying again is safe) is tried again
+    with growing pauses for up to that many seconds, with one log line when the
+    wait starts and one when the database answers again.
+    """
+
+    def __init__(self, engine: sa.Engine, *, wait_for: float = 0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.engine = engine
+        self.wait_for = wait_for
+        self.sleep = sleep
+
+    def _begin(self) -> tuple[sa.Connection, sa.RootTransaction]:
+        since: float | None = None
+        pause = FIRST_WAIT
+        while True:
+            conn: sa.Connection | None = None
+            try:
+                conn = self.engine.connect()
+                trans = conn.begin()
+            except sa.exc.DBAPIError as exc:
+                if conn is not None:
+                    conn.close()
+                error = unavailable(exc)
+                if error is None:
+                    raise
+                now = time.monotonic()
+                if since is None:
+                    since = now
+                    if self.wait_for > 0:
+                        log.warning("%s (%s) Waiting up to %d s for it.", error.message, error.code,
+                                    self.wait_for)
+                if now - since >= self.wait_for:
+                    raise error from exc
+                self.sleep(min(pause, self.wait_for - (now - since)))
+                pause = min(pause * 2, MAX_WAIT)
+                continue
+            if since is not None:
+                log.warning("the database answers again after %.1f s", time.monotonic() - since)
+            return conn, trans
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        with self.engine.begin() as conn:
-            yield SqlTransaction(conn)
+        conn, trans = self._begin()
+        try:
+            with trans:
+                yield SqlTransaction(conn)
+        except sa.exc.DBAPIError as exc:
+            error = unavailable(exc)
+            if error is None:
+                raise
+            raise error from exc
+        finally:
+            conn.close()
 
     def take_send_slot(self, n: int, rate: float) -> float:
-        with self.engine.begin() as conn:
-            return meta.take_send_slot(conn, n, rate, now=time.time())
+        with self.transaction() as tx:
+            return meta.take_send_slot(tx.conn, n, rate, now=time.time())
