@@ -31,8 +31,10 @@ The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
   results, for delivery receipts.
 - **database outage**: when the store cannot serve
   (:class:`~tidings.errors.StoreUnavailable`: unreachable, restarting, busy,
-  disk full) the loop logs one line, waits with doubling pauses (0.5 s up to
-  10 s) and carries on when it answers again, with one line more. A package
+  disk full) the loop waits with doubling pauses (0.5 s up to 10 s) and
+  carries on when it answers again (the store logs the outage once, and once
+  its end; a transaction that could not begin it tries again itself, for
+  as long as the lease holds). A package
   it held keeps its lease rules: if the lease ran out meanwhile, whoever claims
   it (this worker too) takes it over and marks its in-flight group
   ``unknown``, never sent again;
@@ -136,25 +138,20 @@ class Worker:
         """Work until :attr:`stop_event` is set."""
         log.info("worker %s sending through %s", self.owner, self.transport.description)
         self._open_sms()
-        outage: float | None = None  # when the database stopped serving (monotonic)
         pause = FIRST_RETRY_DELAY
         while not self.stop_event.is_set():
             try:
                 busy = self.tick()
             except StoreUnavailable as exc:
-                if outage is None:
-                    outage = self.monotonic()
-                    log.warning("sending paused, the worker waits for the database: %s", exc.message)
+                # The store logs the outage once (it sees every attempt); here only the pause.
+                log.debug("the database cannot serve (%s); next attempt in %.1f s", exc.code, pause)
                 self.stop_event.wait(pause)
                 pause = min(pause * 2, MAX_OUTAGE_DELAY)
                 continue
             except Exception:  # noqa: BLE001 - the loop must survive a bad tick
                 log.exception("worker tick failed")
                 busy = False
-            if outage is not None:
-                log.warning("the database answers again: sending continues (paused for %.0f s)",
-                            self.monotonic() - outage)
-                outage, pause = None, FIRST_RETRY_DELAY
+            pause = FIRST_RETRY_DELAY
             if not busy:
                 self.stop_event.wait(self.settings.poll_interval)
         self.close()

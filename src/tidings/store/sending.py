@@ -26,6 +26,7 @@ from tidings.store import audience, feedback, meta, packages, quotas, sms
 from tidings.store import domains as domain_store
 from tidings.store import mailings as mailing_store
 from tidings.store import templates as template_store
+from tidings.errors import StoreUnavailable
 from tidings.store.db import unavailable
 from tidings.store.tables import domains
 
@@ -33,7 +34,7 @@ log = logging.getLogger("tidings.store")
 
 #: Where the pause between attempts to reach the database starts, and its ceiling.
 FIRST_WAIT = 0.25
-MAX_WAIT = 5.0
+MAX_WAIT = 2.0
 
 
 class SqlTransaction:
@@ -162,10 +163,11 @@ class SqlStore:
     A driver error that says the database cannot serve now (unreachable,
     restarting, locked, disk full) leaves as
     :class:`~tidings.errors.StoreUnavailable`, the port's error; any other
-    error leaves as it is. With ``wait_for`` > 0 a transaction that cannot
-    *begin* (nothing of it ran yet, so trying again is safe) is tried again
-    with growing pauses for up to that many seconds, with one log line when the
-    wait starts and one when the database answers again.
+    error leaves as it is. With ``wait_for`` > 0 (the worker's store) a
+    transaction that cannot *begin* (nothing of it ran yet, so trying again is
+    safe) is tried again with growing pauses for up to that many seconds; an
+    outage is logged once when it starts and once when the database answers
+    again, however many attempts it took.
     """
 
     def __init__(self, engine: sa.Engine, *, wait_for: float = 0,
@@ -173,6 +175,20 @@ class SqlStore:
         self.engine = engine
         self.wait_for = wait_for
         self.sleep = sleep
+        self._down_since: float | None = None
+
+    def _went_down(self, error: StoreUnavailable, exc: sa.exc.DBAPIError) -> None:
+        if self.wait_for > 0 and self._down_since is None:
+            self._down_since = time.monotonic()
+            said = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
+            log.warning("the database cannot serve (%s: %s); sending waits for it and carries on "
+                        "when it answers", error.code, said)
+
+    def _came_back(self) -> None:
+        if self._down_since is not None:
+            log.warning("the database answers again after %.1f s; sending carries on",
+                        time.monotonic() - self._down_since)
+            self._down_since = None
 
     def _begin(self) -> tuple[sa.Connection, sa.RootTransaction]:
         since: float | None = None
@@ -188,19 +204,15 @@ class SqlStore:
                 error = unavailable(exc)
                 if error is None:
                     raise
+                self._went_down(error, exc)
                 now = time.monotonic()
-                if since is None:
-                    since = now
-                    if self.wait_for > 0:
-                        log.warning("%s (%s) Waiting up to %d s for it.", error.message, error.code,
-                                    self.wait_for)
+                since = since if since is not None else now
                 if now - since >= self.wait_for:
                     raise error from exc
                 self.sleep(min(pause, self.wait_for - (now - since)))
                 pause = min(pause * 2, MAX_WAIT)
                 continue
-            if since is not None:
-                log.warning("the database answers again after %.1f s", time.monotonic() - since)
+            self._came_back()
             return conn, trans
 
     @contextmanager
@@ -213,6 +225,7 @@ class SqlStore:
             error = unavailable(exc)
             if error is None:
                 raise
+            self._went_down(error, exc)
             raise error from exc
         finally:
             conn.close()
