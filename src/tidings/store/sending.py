@@ -22,11 +22,11 @@ from tidings.domain.mailings import Mailing, Move
 from tidings.domain.messages import AcceptedPart, Failure, Package, Recipient
 from tidings.domain.reputation import Counts
 from tidings.domain.templates import Template
+from tidings.errors import StoreUnavailable
 from tidings.store import audience, feedback, meta, packages, quotas, sms
 from tidings.store import domains as domain_store
 from tidings.store import mailings as mailing_store
 from tidings.store import templates as template_store
-from tidings.errors import StoreUnavailable
 from tidings.store.db import unavailable
 from tidings.store.tables import domains
 
