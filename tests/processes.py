@@ -7,6 +7,7 @@ away, and no pipe fills up while it runs.
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from tests.smtpserver import free_port
+from tidings.store.tables import messages
 
 TIDINGS = str(Path(sys.executable).with_name("tidings"))
 ADMIN_TOKEN = "faults-admin-token-of-at-least-32-characters"
@@ -135,3 +138,42 @@ class HttpApi:
 
     def close(self) -> None:
         self.client.close()
+
+
+# -- what the tests check at the end
+
+
+def statuses(db_url: str, mailing_id: int) -> dict[str, str]:
+    """Each recipient's message status, by address."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(messages.c.address, messages.c.status)
+                                .where(messages.c.mailing_id == mailing_id)).all()
+    finally:
+        engine.dispose()
+    return {address: status for address, status in rows}
+
+
+def assert_each_at_most_once_and_accounted(delivered: list[str], status: dict[str, str],
+                                           progress: dict[str, int], total: int) -> None:
+    """No repeats; ``sent`` ones arrived; nothing arrived that is not ``sent`` or
+    ``unknown``; only ``unknown`` ones may be missing; the progress adds up."""
+    counted = collections.Counter(delivered)
+    assert [address for address, n in counted.items() if n > 1] == []
+    unknown = {a for a, s in status.items() if s == "unknown"}
+    assert {a for a, s in status.items() if s == "sent"} <= set(counted)
+    assert set(counted) <= {a for a, s in status.items() if s in ("sent", "unknown")}
+    assert len(counted) >= total - len(unknown)
+    assert progress["total"] == total
+    assert progress["sent"] + progress["failed"] + progress["skipped"] + progress["unknown"] == total
+
+
+def wait_for_status(api: HttpApi, mailing_id: int, wanted: set[str], timeout: float) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while True:
+        response = api.request("GET", f"/mailings/{mailing_id}")
+        if response.status_code == 200 and response.json()["status"] in wanted:
+            return response.json()  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"mailing never became {wanted}: {response.text}"
+        time.sleep(0.2)

@@ -8,19 +8,24 @@ the SMTP server or in the outbox) and the progress accounts for every message.
 
 from __future__ import annotations
 
-import collections
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from tests.builders import draft_mailing, numbered
 from tests.pgserver import ThrowawayPostgres, ThrowawayPostgresError
-from tests.processes import HttpApi, serve, tidings_env, worker
+from tests.processes import (
+    HttpApi,
+    assert_each_at_most_once_and_accounted,
+    serve,
+    statuses,
+    tidings_env,
+    wait_for_status,
+    worker,
+)
 from tests.smtpserver import SmtpServer
-from tidings.store.tables import messages
 
 pytestmark = pytest.mark.slow
 
@@ -35,42 +40,6 @@ def own_postgres() -> Iterator[ThrowawayPostgres]:
         pytest.fail(f"a throw-away PostgreSQL could not be started: {exc}", pytrace=False)
     yield server
     server.stop()
-
-
-def statuses(db_url: str, mailing_id: int) -> dict[str, str]:
-    """Each recipient's message status, by address."""
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(messages.c.address, messages.c.status)
-                                .where(messages.c.mailing_id == mailing_id)).all()
-    finally:
-        engine.dispose()
-    return {address: status for address, status in rows}
-
-
-def assert_each_at_most_once_and_accounted(delivered: list[str], status: dict[str, str],
-                                           progress: dict[str, int], total: int) -> None:
-    """No repeats; ``sent`` ones arrived; nothing arrived that is not ``sent`` or
-    ``unknown``; only ``unknown`` ones may be missing; the progress adds up."""
-    counted = collections.Counter(delivered)
-    assert [address for address, n in counted.items() if n > 1] == []
-    unknown = {a for a, s in status.items() if s == "unknown"}
-    assert {a for a, s in status.items() if s == "sent"} <= set(counted)
-    assert set(counted) <= {a for a, s in status.items() if s in ("sent", "unknown")}
-    assert len(counted) >= total - len(unknown)
-    assert progress["total"] == total
-    assert progress["sent"] + progress["failed"] + progress["skipped"] + progress["unknown"] == total
-
-
-def wait_for_status(api: HttpApi, mailing_id: int, wanted: set[str], timeout: float) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.request("GET", f"/mailings/{mailing_id}")
-        if response.status_code == 200 and response.json()["status"] in wanted:
-            return response.json()  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"mailing never became {wanted}: {response.text}"
-        time.sleep(0.2)
 
 
 # -- PostgreSQL stopped and started while sending ----------------------------------------
