@@ -8,8 +8,16 @@ the SMTP server or in the outbox) and the progress accounts for every message.
 
 from __future__ import annotations
 
+import email
+import errno
+import email.policy
+import os
+import shutil
+import sqlite3
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -97,8 +105,6 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
 
 def test_sqlite_concurrent_api_writes_while_sending_are_done_or_refused_never_a_500(
         sqlite_template: Path, smtp_server: SmtpServer, tmp_path: Path) -> None:
-    import shutil
-    from concurrent.futures import ThreadPoolExecutor
 
     db = tmp_path / "tidings.db"
     shutil.copy(sqlite_template, db)
@@ -151,3 +157,145 @@ def test_sqlite_concurrent_api_writes_while_sending_are_done_or_refused_never_a_
     assert_each_at_most_once_and_accounted(smtp_server.recipients(), statuses(url, mid),
                                            final["progress"], 400)
     assert final["progress"]["sent"] == 400
+
+
+# -- disks that fill up -------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
+    """``tiny_disk(name, kib)`` -> a folder on a tmpfs of that size of its own
+    (unmounted at the end); skips, saying why, where mounting is not permitted."""
+    mounted: list[Path] = []
+
+    def mount(name: str, kib: int) -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k,mode=0700", "tmpfs", str(where)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs to fill up (needs root or CAP_SYS_ADMIN): "
+                        f"{done.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path, *, leave: int = 0) -> Path:
+    """A filler file taking all the free space of ``disk`` but ``leave`` bytes
+    (with ``leave=0``: written until the disk refuses, whatever else grows meanwhile)."""
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with open(filler, "wb", buffering=0) as out:
+        if leave:
+            out.write(b"\0" * max(0, free - leave))
+            return filler
+        for chunk in (65536, 4096, 512):
+            try:
+                while True:
+                    out.write(b"\0" * chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler
+
+
+def test_a_full_outbox_disk_interrupts_the_mailing_in_plain_words_and_resume_repeats_nothing(
+        tiny_disk: Callable[[str, int], Path], tmp_path: Path) -> None:
+    outbox = tiny_disk("outbox", 512)
+    filler = fill(outbox, leave=20 * 4096)  # room for about 20 messages
+    db = tmp_path / "tidings.db"
+    env = tidings_env(f"sqlite:///{db}", f"file://{outbox}", smtp_retry_for=1)
+    web = serve(env, tmp_path)
+    api = HttpApi(web)
+    try:
+        mid = draft_mailing(api, numbered(100))["mailing"]["id"]
+        api.ok("POST", f"/mailings/{mid}/send")
+        stopped = wait_for_status(api, mid, {"interrupted", "sent"}, timeout=60)
+        assert stopped["status"] == "interrupted"
+        reason = stopped["interrupt_reason"]
+        assert reason["code"] == "technical_error"
+        assert reason["message"].startswith("The outbox disk is full: the folder ")
+        assert "Free some space on its disk, then resume" in reason["message"]
+        written = whole_messages(outbox)
+        assert 0 < len(written) < 100
+        sent = {a for a, s in statuses(f"sqlite:///{db}", mid).items() if s == "sent"}
+        assert set(written.values()) == sent  # what is written is sent, and the other way round
+
+        filler.unlink()  # space is freed
+        api.ok("POST", f"/mailings/{mid}/resume")
+        final = wait_for_status(api, mid, {"sent", "interrupted"}, timeout=60)
+    finally:
+        web.stop()
+        api.close()
+    assert final["status"] == "sent", final
+    written = whole_messages(outbox)
+    assert sorted(written.values()) == numbered(100)  # each once: a repeat would add a file
+    assert final["progress"]["sent"] == 100
+    assert "Traceback" not in web.log()
+
+
+def whole_messages(outbox: Path) -> dict[str, str]:
+    """``{file name: recipient}`` of the messages in the outbox, checking that no
+    temporary file is left and that each message is whole (it parses without a
+    defect and ends as written)."""
+    names = sorted(p.name for p in outbox.iterdir() if p.name != "filler")
+    assert [n for n in names if not n.endswith(".eml")] == []
+    found = {}
+    for name in names:
+        data = (outbox / name).read_bytes()
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        assert not message.defects and all(not part.defects for part in message.walk()), name
+        assert data.rstrip().endswith(b"--") or data.rstrip().endswith(b"</html>"), name
+        found[name] = str(message["X-Envelope-To"])
+    assert len(set(found.values())) == len(found)  # no recipient twice
+    return found
+
+
+def test_a_full_sqlite_disk_pauses_sending_with_a_clear_error_and_no_corruption(
+        tiny_disk: Callable[[str, int], Path], sqlite_template: Path, smtp_server: SmtpServer,
+        tmp_path: Path) -> None:
+    disk = tiny_disk("db", 4096)
+    db = disk / "tidings.db"
+    shutil.copy(sqlite_template, db)
+    url = f"sqlite:///{db}"
+    web = serve(tidings_env(url, smtp_server.url, worker_lease=5), tmp_path)
+    api = HttpApi(web)
+    try:
+        mid = draft_mailing(api, numbered(300))["mailing"]["id"]
+        smtp_server.handler.delay = 0.01
+        api.ok("POST", f"/mailings/{mid}/send")
+        smtp_server.wait_for(20, timeout=60)
+        filler = fill(disk)
+        full = api.request("POST", "/customers", {"email": "late@example.net"})
+        time.sleep(3)
+        at_full = len(smtp_server.messages)
+        time.sleep(2)
+        stalled = len(smtp_server.messages) - at_full
+        middle = api.request("GET", f"/mailings/{mid}")
+        filler.unlink()
+        final = wait_for_status(api, mid, {"sent"}, timeout=90)
+        after = api.request("POST", "/customers", {"email": "later@example.net"})
+    finally:
+        web.stop()
+        api.close()
+    assert full.status_code == 503, full.text
+    assert full.json()["error"]["code"] == "database_full"
+    assert full.json()["error"]["message"].startswith("The database's disk is full")
+    assert stalled == 0  # nothing goes out that could not be recorded
+    assert middle.status_code == 200 and middle.json()["status"] == "sending"
+    assert after.status_code == 201
+    said = web.log()
+    assert "Traceback" not in said, said
+    assert len([line for line in said.splitlines() if "(database_full: database or disk is full); "
+                "sending waits for it" in line]) == 1, said
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        # The refused customer was not half-made.
+        assert conn.execute("SELECT count(*) FROM customers WHERE email = 'late@example.net'"
+                            ).fetchone() == (0,)
+    assert_each_at_most_once_and_accounted(smtp_server.recipients(), statuses(url, mid),
+                                           final["progress"], 300)

@@ -157,6 +157,12 @@ class SqlTransaction:
         return domain_store.signing_key(self.conn, domain)
 
 
+def _changes(conn: sa.Connection) -> int | None:
+    """Rows changed so far on this SQLite connection (None elsewhere)."""
+    changes = getattr(conn.connection.dbapi_connection, "total_changes", None)
+    return changes if isinstance(changes, int) else None
+
+
 class SqlStore:
     """Transactions on ``engine`` for the worker and the scheduler.
 
@@ -166,8 +172,8 @@ class SqlStore:
     error leaves as it is. With ``wait_for`` > 0 (the worker's store) a
     transaction that cannot *begin* (nothing of it ran yet, so trying again is
     safe) is tried again with growing pauses for up to that many seconds; an
-    outage is logged once when it starts and once when the database answers
-    again, however many attempts it took.
+    outage is logged once when it starts and once when a transaction is
+    committed again, however many attempts it took.
     """
 
     def __init__(self, engine: sa.Engine, *, wait_for: float = 0,
@@ -176,10 +182,11 @@ class SqlStore:
         self.wait_for = wait_for
         self.sleep = sleep
         self._down_since: float | None = None
+        self._down_code = ""
 
     def _went_down(self, error: StoreUnavailable, exc: sa.exc.DBAPIError) -> None:
         if self.wait_for > 0 and self._down_since is None:
-            self._down_since = time.monotonic()
+            self._down_since, self._down_code = time.monotonic(), error.code
             said = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
             log.warning("the database cannot serve (%s: %s); sending waits for it and carries on "
                         "when it answers", error.code, said)
@@ -212,12 +219,12 @@ class SqlStore:
                 self.sleep(min(pause, self.wait_for - (now - since)))
                 pause = min(pause * 2, MAX_WAIT)
                 continue
-            self._came_back()
             return conn, trans
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         conn, trans = self._begin()
+        changes = _changes(conn)
         try:
             with trans:
                 yield SqlTransaction(conn)
@@ -227,6 +234,10 @@ class SqlStore:
                 raise
             self._went_down(error, exc)
             raise error from exc
+        else:
+            # A whole transaction went through; on a full disk only one that wrote says so.
+            if self._down_code != "database_full" or changes is None or _changes(conn) != changes:
+                self._came_back()
         finally:
             conn.close()
 
