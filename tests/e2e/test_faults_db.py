@@ -9,8 +9,8 @@ the SMTP server or in the outbox) and the progress accounts for every message.
 from __future__ import annotations
 
 import email
-import errno
 import email.policy
+import errno
 import os
 import shutil
 import sqlite3
