@@ -25,6 +25,7 @@ import pytest
 from tests.builders import draft_mailing, numbered
 from tests.pgserver import ThrowawayPostgres, ThrowawayPostgresError
 from tests.processes import (
+    TIDINGS,
     HttpApi,
     assert_each_at_most_once_and_accounted,
     serve,
@@ -33,7 +34,7 @@ from tests.processes import (
     wait_for_status,
     worker,
 )
-from tests.smtpserver import SmtpServer
+from tests.smtpserver import SmtpServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -299,3 +300,14 @@ def test_a_full_sqlite_disk_pauses_sending_with_a_clear_error_and_no_corruption(
                             ).fetchone() == (0,)
     assert_each_at_most_once_and_accounted(smtp_server.recipients(), statuses(url, mid),
                                            final["progress"], 300)
+
+
+def test_a_worker_started_while_the_database_is_down_says_so_in_one_line(tmp_path: Path) -> None:
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres"
+    done = subprocess.run([TIDINGS, "worker"], env=tidings_env(closed, "file://outbox"), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: The database cannot be reached right now"), done.stderr
+    assert "Connection refused" in last and "TIDINGS_DATABASE_URL" in last
