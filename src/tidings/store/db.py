@@ -86,7 +86,7 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
             "The database's disk is full: nothing more can be saved until space is freed. "
             "Free some space on the database's disk, then try again.", code="database_full",
             retry_after=30)
-    if any(words in said for words in _BUSY) or state.startswith("40") or state == "55P03":
+    if any(words in said for words in _BUSY) or state.startswith("40") or state in ("55P03", "57014"):
         return StoreUnavailable(
             "The database is busy with other changes: try again in a moment.", code="database_busy",
             retry_after=1)
