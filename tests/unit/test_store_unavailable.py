@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from tidings.store.db import unavailable
 
 
-def wrapped(kind: type[sa.exc.DBAPIError], orig: Exception, *, invalidated: bool = False) -> sa.exc.DBAPIError:
+def wrapped(kind: type[sa.exc.DBAPIError], orig: Exception, *,
+            invalidated: bool = False) -> sa.exc.DBAPIError:
     return kind("SELECT 1", {}, orig, connection_invalidated=invalidated)
 
 
