@@ -69,6 +69,7 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
         smtp_server.wait_for(60, timeout=60)
 
         own_postgres.halt()
+        halted = time.monotonic()
         at_halt = len(smtp_server.messages)
         down = api.request("GET", f"/mailings/{mid}")
         assert down.status_code == 503, down.text
@@ -78,6 +79,7 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
         time.sleep(4)
         during = len(smtp_server.messages) - at_halt
         own_postgres.resume()
+        outage = time.monotonic() - halted
 
         final = wait_for_status(api, mid, {"sent"}, timeout=90)
     finally:
@@ -95,6 +97,8 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
     assert len([line for line in lines if "the database answers again" in line]) == 1, said
     status = statuses(url, mid)
     assert_each_at_most_once_and_accounted(smtp_server.recipients(), status, final["progress"], 300)
+    print(f"\nPostgreSQL down {outage:.1f} s: {during} delivered meanwhile; finished with "
+          f"{final['progress']['sent']} sent, {final['progress']['unknown']} unknown")
     # The worker waited inside the transaction that could not begin, so it
     # recorded the replies of the group it had sent: at most one group unknown.
     assert final["progress"]["unknown"] <= 10
