@@ -105,6 +105,40 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
     assert final["progress"]["failed"] == 0
 
 
+def test_postgresql_down_longer_than_the_lease_two_workers_take_over_by_the_lease_rules(
+        own_postgres: ThrowawayPostgres, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    url = own_postgres.url
+    env = tidings_env(url, smtp_server.url, worker_lease=2, package_size=50)
+    web = serve(env, tmp_path, "--no-worker", name="serve")
+    api = HttpApi(web)
+    senders = []
+    try:
+        mid = draft_mailing(api, numbered(300))["mailing"]["id"]
+        api.ok("POST", f"/mailings/{mid}/send")
+        smtp_server.handler.delay = 0.02
+        senders = [worker(env, tmp_path, name=f"worker-{n}") for n in range(2)]
+        smtp_server.wait_for(60, timeout=60)
+        own_postgres.halt()
+        time.sleep(6)  # three leases: every package held is claimable when it is back
+        own_postgres.resume()
+        final = wait_for_status(api, mid, {"sent"}, timeout=120)
+    finally:
+        for sender in senders:
+            sender.stop()
+        web.stop()
+        api.close()
+    for sender in senders:
+        said = sender.log()
+        assert "Traceback" not in said, said
+        assert len([line for line in said.splitlines() if "sending waits for it" in line]) == 1, said
+    assert_each_at_most_once_and_accounted(smtp_server.recipients(), statuses(url, mid),
+                                           final["progress"], 300)
+    # Each worker had at most one group in flight when the database went.
+    assert final["progress"]["unknown"] <= 2 * 10
+    print(f"\ntwo workers, PostgreSQL down 6 s (lease 2 s): {final['progress']['sent']} sent, "
+          f"{final['progress']['unknown']} unknown")
+
+
 # -- SQLite: concurrent API writers while a mailing sends ---------------------------------
 
 
