@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.builders import draft_mailing, numbered
@@ -76,6 +77,8 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
         assert down.json()["error"]["code"] == "database_unavailable"
         assert "try again in a moment" in down.json()["error"]["message"]
         assert int(down.headers["Retry-After"]) >= 1
+        documented = httpx.get(f"{web.url}/openapi.json").json()
+        assert "503" in documented["paths"]["/api/v1/mailings/{mailing_id}"]["get"]["responses"]
         time.sleep(4)
         during = len(smtp_server.messages) - at_halt
         own_postgres.resume()
