@@ -201,6 +201,52 @@ def test_sqlite_concurrent_api_writes_while_sending_are_done_or_refused_never_a_
     assert final["progress"]["sent"] == 400
 
 
+def test_sqlite_locked_past_its_busy_timeout_is_a_503_for_writes_and_a_wait_for_the_worker(
+        sqlite_template: Path, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    db = tmp_path / "tidings.db"
+    shutil.copy(sqlite_template, db)
+    url = f"sqlite:///{db}"
+    web = serve(tidings_env(url, smtp_server.url, worker_lease=10, sqlite_busy_timeout=0.5), tmp_path)
+    api = HttpApi(web)
+    try:
+        mid = draft_mailing(api, numbered(300))["mailing"]["id"]
+        smtp_server.handler.delay = 0.01
+        api.ok("POST", f"/mailings/{mid}/send")
+        smtp_server.wait_for(30, timeout=60)
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another program holds the write lock for 4 s
+        held = time.monotonic()
+        busy = api.request("POST", "/customers", {"email": "busy@example.net"})
+        read = api.request("GET", f"/mailings/{mid}")
+        time.sleep(1)  # the group in flight comes back and cannot be recorded yet
+        at_lock = len(smtp_server.messages)
+        time.sleep(max(0.0, 4 - (time.monotonic() - held)))
+        stalled = len(smtp_server.messages) - at_lock
+        holder.execute("ROLLBACK")
+        holder.close()
+        final = wait_for_status(api, mid, {"sent"}, timeout=90)
+    finally:
+        web.stop()
+        api.close()
+    assert busy.status_code == 503, busy.text
+    assert busy.json()["error"] == {"code": "database_busy", "message":
+                                    "The database is busy with other changes: try again in a moment."}
+    assert busy.headers["Retry-After"] == "1"
+    assert read.status_code == 200  # readers do not wait for the write lock
+    assert stalled == 0
+    said = web.log()
+    assert "Traceback" not in said, said
+    assert len([line for line in said.splitlines()
+                if "(database_busy: database is locked); sending waits for it" in line]) == 1, said
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM customers WHERE email = 'busy@example.net'"
+                            ).fetchone() == (0,)
+    assert_each_at_most_once_and_accounted(smtp_server.recipients(), statuses(url, mid),
+                                           final["progress"], 300)
+    # The worker waited inside the transaction that could not begin: nothing unknown.
+    assert final["progress"]["sent"] == 300
+
+
 # -- disks that fill up -------------------------------------------------------------------
 
 

@@ -29,12 +29,13 @@ def _make_private(database: str | None) -> None:
             pass
 
 
-def make_engine(url: str, **kwargs: object) -> sa.Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys, and
+def make_engine(url: str, *, busy_timeout: float = 30, **kwargs: object) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout (seconds a writer
+    waits for another's lock before ``database is locked``) and foreign keys, and
     its files are made private (0600) on every new connection."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+            url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **kwargs
         )
         database = sa.engine.make_url(url).database
 
@@ -46,7 +47,7 @@ def make_engine(url: str, **kwargs: object) -> sa.Engine:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
