@@ -168,7 +168,9 @@ def known_error(path: str, exc: BaseException) -> Response | None:
                               "A value in the request is out of range or too long to be stored.")
     down = unavailable(exc)
     if down is not None:
-        log.warning("the database cannot serve %s: %s", path, exc)
+        said = getattr(exc, "orig", None) or exc
+        log.warning("the database cannot serve %s (%s): %s", path, down.code,
+                    (str(said).strip().splitlines() or [""])[0])
         return known_error(path, down)
     return None
 
