@@ -131,6 +131,16 @@ class ThrowawayPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 
+    def halt(self) -> None:
+        """Stop the server as an outage would (``-m fast``: every connection is
+        cut, open transactions roll back), keeping its data for :meth:`resume`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the halted server again on the same port and data."""
+        if not self._pg_ctl_start():
+            raise ThrowawayPostgresError(f"port {self.port} was taken while PostgreSQL was halted")
+
     # -- helpers ----------------------------------------------------------------
 
     def _become_unprivileged(self) -> None:

@@ -72,9 +72,22 @@ def _server_settings() -> Settings:
 
 
 def _context(*, migrate: bool = True, settings: Settings | None = None):  # type: ignore[no-untyped-def]
-    from tidings.services.context import Context
+    """The services' context; a database that cannot serve stops the command
+    with one line (what the driver said, and what to check), not a traceback."""
+    import sqlalchemy as sa
 
-    return Context.create(settings or _settings(), migrate_schema=migrate)
+    from tidings.services.context import Context
+    from tidings.store.db import unavailable
+
+    try:
+        return Context.create(settings or _settings(), migrate_schema=migrate)
+    except sa.exc.DBAPIError as exc:
+        down = unavailable(exc)
+        if down is None:
+            raise
+        said = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
+        raise click.ClickException(f"{down.message} The database said: {said}. Check that it runs "
+                                   "and that TIDINGS_DATABASE_URL points at it.") from None
 
 
 def _logging() -> None:

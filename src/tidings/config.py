@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     send_group: int = Field(default=200, ge=1, le=10_000)
     # Seconds between scheduler/worker polls when there is nothing to do.
     poll_interval: float = Field(default=1.0, ge=0.01, le=60)
+    # Seconds a SQLite writer waits for another's lock before the database counts as
+    # busy (503 database_busy in the API; the worker tries again).
+    sqlite_busy_timeout: float = Field(default=30, ge=0.1, le=600)
     # Largest request bodies, in bytes (413 past them): JSON, the customer batch
     # (up to 10,000 customers), CSV files, and the web UI's forms.
     max_json_bytes: int = Field(default=1 * MIB, ge=64 * 1024, le=64 * MIB)

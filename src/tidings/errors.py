@@ -19,7 +19,8 @@ label, the Domains page). The web UI shows :attr:`TidingsError.manager_message`
     │   └── MailingLocked (409)       editing after start or within 5 minutes of send_at
     ├── Unauthorized (401)
     ├── Forbidden (403)
-    └── RateLimited (429)             too many requests or attempts; says when to try again
+    ├── RateLimited (429)             too many requests or attempts; says when to try again
+    └── StoreUnavailable (503)        the database cannot be reached, is busy, or its disk is full
 
 Transports raise none of these for one recipient's trouble: they return an
 outcome per message (see :mod:`tidings.transports.base`).
@@ -116,5 +117,18 @@ class RateLimited(TidingsError):
     def __init__(self, message: str | None = None, *, retry_after: float, code: str | None = None,
                  manager_message: str | None = None) -> None:
         #: Seconds until trying again can succeed (the ``Retry-After`` header, rounded up).
+        self.retry_after = retry_after
+        super().__init__(message, code=code, manager_message=manager_message)
+
+
+class StoreUnavailable(TidingsError):
+    """The database cannot be reached right now: try again in a moment."""
+
+    status = 503
+    code = "database_unavailable"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 manager_message: str | None = None, retry_after: float = 5) -> None:
+        #: Seconds after which trying again may succeed (the ``Retry-After`` header).
         self.retry_after = retry_after
         super().__init__(message, code=code, manager_message=manager_message)

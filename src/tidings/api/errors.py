@@ -11,6 +11,11 @@ One place decides how an error looks on the wire:
   sentence;
 - a value the database refuses as out of range (``DataError``): 422
   ``invalid_input``;
+- a database that cannot serve now (unreachable or restarting, locked past
+  its busy timeout, disk full; :func:`tidings.store.db.unavailable`): 503
+  ``database_unavailable``, ``database_busy`` or ``database_full`` with
+  ``Retry-After``; nothing of the request was applied (its transaction rolled
+  back);
 - anything else, whatever raised it: 500 ``internal_error`` with a reference
   and no internals; the traceback is logged with the same reference
   (:class:`CatchAllMiddleware`). Outside ``/api/`` (the web UI, tracking
@@ -33,7 +38,8 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.errors import InvalidInput, RateLimited, TemplateSyntaxError, TidingsError
+from tidings.errors import InvalidInput, RateLimited, StoreUnavailable, TemplateSyntaxError, TidingsError
+from tidings.store.db import unavailable
 
 log = logging.getLogger("tidings.api")
 
@@ -73,7 +79,8 @@ def error_response(request_path: str, status: int, code: str, message: str, *,
     """The envelope for the API, a page elsewhere."""
     if is_api(request_path):
         return envelope(status, code, message, headers=headers, **extra)
-    title = {404: "Not found", 403: "Not allowed", 500: "Something went wrong"}.get(
+    title = {404: "Not found", 403: "Not allowed", 500: "Something went wrong",
+             503: "Not available right now"}.get(
         status, "Something is wrong")
     return error_page(status, title, message, headers=headers)
 
@@ -153,12 +160,18 @@ def known_error(path: str, exc: BaseException) -> Response | None:
         if isinstance(exc, TemplateSyntaxError):
             extra["line"] = exc.line
         headers = dict(getattr(exc, "headers", None) or {})
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | StoreUnavailable):
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return error_response(path, exc.status, exc.code, exc.message, headers=headers, **extra)
     if isinstance(exc, sa.exc.DataError):
         return error_response(path, 422, "invalid_input",
                               "A value in the request is out of range or too long to be stored.")
+    down = unavailable(exc)
+    if down is not None:
+        said = getattr(exc, "orig", None) or exc
+        log.warning("the database cannot serve %s (%s): %s", path, down.code,
+                    (str(said).strip().splitlines() or [""])[0])
+        return known_error(path, down)
     return None
 
 
@@ -177,6 +190,11 @@ def install(app: FastAPI) -> None:
         response = known_error(request.url.path, exc)
         assert response is not None
         return response
+
+    @app.exception_handler(sa.exc.DBAPIError)
+    async def _database(request: Request, exc: sa.exc.DBAPIError) -> Response:
+        return known_error(request.url.path, exc) or internal_error(
+            request.url.path, exc, f"{request.method} {request.url.path}")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

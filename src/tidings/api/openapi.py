@@ -8,7 +8,8 @@ in, declares the bearer token, and lists on every ``/api/v1`` operation the
 errors it can answer, each in the envelope :data:`ERROR`:
 
 - every operation: 401 (no or unknown token), 403 (role), 422 (a parameter
-  or body the operation cannot use), 429 (too many requests) and 500;
+  or body the operation cannot use), 429 (too many requests), 500, and 503
+  (the database cannot serve right now: unreachable, busy or its disk full);
 - an operation with a path parameter, or one that finds an object named in
   its body (``/events``): 404;
 - an operation with a body: 400 (not JSON), 413 (too large), 415 (not
@@ -187,6 +188,8 @@ _DESCRIPTIONS = {
     422: "A parameter or field is not valid; field names it.",
     429: "Too many requests; try again later.",
     500: "Something went wrong on our side; the message has a reference that is logged.",
+    503: "The database cannot serve right now (unreachable, busy, or its disk is full); nothing "
+         "was applied. Try again after Retry-After seconds.",
 }
 
 
@@ -217,7 +220,7 @@ def document(app: FastAPI) -> dict[str, Any]:
             if short.endswith("/import"):
                 operation["requestBody"] = {"required": True, "content": {
                     "text/csv": {"schema": {"type": "string"}}}}
-            codes = {401, 403, 422, 429, 500}
+            codes = {401, 403, 422, 429, 500, 503}
             if "{" in short or short in _FINDS_BY_BODY:
                 codes.add(404)
             if "requestBody" in operation:

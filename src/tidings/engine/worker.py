@@ -29,6 +29,15 @@ The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
   claimed before the first of them may go, so no worker waits or spins on it;
 - **parts** (SMS): the SMSC's id of every accepted part is kept with the
   results, for delivery receipts.
+- **database outage**: when the store cannot serve
+  (:class:`~tidings.errors.StoreUnavailable`: unreachable, restarting, busy,
+  disk full) the loop waits with doubling pauses (0.5 s up to 10 s) and
+  carries on when it answers again (the store logs the outage once, and once
+  its end; a transaction that could not begin it tries again itself, for
+  as long as the lease holds). A package
+  it held keeps its lease rules: if the lease ran out meanwhile, whoever claims
+  it (this worker too) takes it over and marks its in-flight group
+  ``unknown``, never sent again;
 - **template**: each render is bounded by the template's rendering budget; a
   message whose render fails (over the budget for this customer's data, or
   any other error) fails alone, and a template that cannot be compiled or
@@ -61,7 +70,7 @@ from tidings.domain.reputation import verdict
 from tidings.engine import lifecycle, scheduler
 from tidings.engine.ports import Store, Transaction
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
-from tidings.errors import InvalidInput, TidingsError
+from tidings.errors import InvalidInput, StoreUnavailable, TidingsError
 from tidings.transports.base import Envelope, Outcome, Result, Transport
 
 log = logging.getLogger("tidings.worker")
@@ -69,6 +78,8 @@ log = logging.getLogger("tidings.worker")
 #: Where the pause between retries of deferred messages starts, and its ceiling.
 FIRST_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 30.0
+#: The pauses between attempts while the database cannot serve.
+MAX_OUTAGE_DELAY = 10.0
 
 
 class LeaseLost(Exception):
@@ -127,12 +138,20 @@ class Worker:
         """Work until :attr:`stop_event` is set."""
         log.info("worker %s sending through %s", self.owner, self.transport.description)
         self._open_sms()
+        pause = FIRST_RETRY_DELAY
         while not self.stop_event.is_set():
             try:
                 busy = self.tick()
+            except StoreUnavailable as exc:
+                # The store logs the outage once (it sees every attempt); here only the pause.
+                log.debug("the database cannot serve (%s); next attempt in %.1f s", exc.code, pause)
+                self.stop_event.wait(pause)
+                pause = min(pause * 2, MAX_OUTAGE_DELAY)
+                continue
             except Exception:  # noqa: BLE001 - the loop must survive a bad tick
                 log.exception("worker tick failed")
                 busy = False
+            pause = FIRST_RETRY_DELAY
             if not busy:
                 self.stop_event.wait(self.settings.poll_interval)
         self.close()
@@ -496,12 +515,12 @@ class Worker:
         s = self.settings
         reason: tuple[InterruptCode, str] | None = None
         if deferred:
-            detail = next(o.detail for o in outcomes if o.result is Result.DEFERRED)
+            first = next(o for o in outcomes if o.result is Result.DEFERRED)
             now = self.monotonic()
             retry.since = retry.since or now
-            retry.last_error = detail or "deferred"
+            retry.last_error = first.detail or "deferred"
             if now - retry.since >= s.smtp_retry_for:
-                reason = (InterruptCode.TECHNICAL_ERROR,
+                reason = (InterruptCode.TECHNICAL_ERROR, first.interruption or
                           f"Sending through {transport.description} failed for "
                           f"{int(now - retry.since)} s: {retry.last_error}. Fix the mail server, then "
                           "resume: messages already sent will not be repeated.")

@@ -32,7 +32,8 @@ class Context:
     def create(cls, settings: Settings, *, migrate_schema: bool = True) -> Context:
         if migrate_schema:
             migrate(settings.database_url)
-        ctx = cls(settings=settings, engine=make_engine(settings.database_url))
+        ctx = cls(settings=settings, engine=make_engine(settings.database_url,
+                                                        busy_timeout=settings.sqlite_busy_timeout))
         ctx.secret  # noqa: B018 - resolve it now, never inside another transaction
         return ctx
 

@@ -14,6 +14,7 @@ from tidings.engine import scheduler
 from tidings.engine.worker import Worker
 from tidings.services import receipts, replies
 from tidings.services.context import Context
+from tidings.store.sending import SqlStore
 from tidings.transports.base import Envelope, Transport
 from tidings.transports.factory import make_sms_transport, make_transport
 
@@ -42,7 +43,10 @@ def make_worker(ctx: Context, transport: Transport | None = None) -> Worker:
             made.append(sms)
         return sms
 
-    return Worker(store=ctx.store, settings=s, secret=ctx.secret, transport=transport,
+    # The worker waits for a database that cannot serve for as long as its lease
+    # holds; the API (ctx.store) answers 503 at once instead.
+    store = SqlStore(ctx.engine, wait_for=s.worker_lease)
+    return Worker(store=store, settings=s, secret=ctx.secret, transport=transport,
                   sms_transport=sms_transport, clock=ctx.now)
 
 

@@ -10,8 +10,9 @@ transaction.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -21,11 +22,19 @@ from tidings.domain.mailings import Mailing, Move
 from tidings.domain.messages import AcceptedPart, Failure, Package, Recipient
 from tidings.domain.reputation import Counts
 from tidings.domain.templates import Template
+from tidings.errors import StoreUnavailable
 from tidings.store import audience, feedback, meta, packages, quotas, sms
 from tidings.store import domains as domain_store
 from tidings.store import mailings as mailing_store
 from tidings.store import templates as template_store
+from tidings.store.db import unavailable
 from tidings.store.tables import domains
+
+log = logging.getLogger("tidings.store")
+
+#: Where the pause between attempts to reach the database starts, and its ceiling.
+FIRST_WAIT = 0.25
+MAX_WAIT = 2.0
 
 
 class SqlTransaction:
@@ -148,17 +157,90 @@ class SqlTransaction:
         return domain_store.signing_key(self.conn, domain)
 
 
-class SqlStore:
-    """Transactions on ``engine`` for the worker and the scheduler."""
+def _changes(conn: sa.Connection) -> int | None:
+    """Rows changed so far on this SQLite connection (None elsewhere)."""
+    changes = getattr(conn.connection.dbapi_connection, "total_changes", None)
+    return changes if isinstance(changes, int) else None
 
-    def __init__(self, engine: sa.Engine) -> None:
+
+class SqlStore:
+    """Transactions on ``engine`` for the worker and the scheduler.
+
+    A driver error that says the database cannot serve now (unreachable,
+    restarting, locked, disk full) leaves as
+    :class:`~tidings.errors.StoreUnavailable`, the port's error; any other
+    error leaves as it is. With ``wait_for`` > 0 (the worker's store) a
+    transaction that cannot *begin* (nothing of it ran yet, so trying again is
+    safe) is tried again with growing pauses for up to that many seconds; an
+    outage is logged once when it starts and once when a transaction is
+    committed again, however many attempts it took.
+    """
+
+    def __init__(self, engine: sa.Engine, *, wait_for: float = 0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.engine = engine
+        self.wait_for = wait_for
+        self.sleep = sleep
+        self._down_since: float | None = None
+        self._down_code = ""
+
+    def _went_down(self, error: StoreUnavailable, exc: sa.exc.DBAPIError) -> None:
+        if self.wait_for > 0 and self._down_since is None:
+            self._down_since, self._down_code = time.monotonic(), error.code
+            said = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
+            log.warning("the database cannot serve (%s: %s); sending waits for it and carries on "
+                        "when it answers", error.code, said)
+
+    def _came_back(self) -> None:
+        if self._down_since is not None:
+            log.warning("the database answers again after %.1f s; sending carries on",
+                        time.monotonic() - self._down_since)
+            self._down_since = None
+
+    def _begin(self) -> tuple[sa.Connection, sa.RootTransaction]:
+        since: float | None = None
+        pause = FIRST_WAIT
+        while True:
+            conn: sa.Connection | None = None
+            try:
+                conn = self.engine.connect()
+                trans = conn.begin()
+            except sa.exc.DBAPIError as exc:
+                if conn is not None:
+                    conn.close()
+                error = unavailable(exc)
+                if error is None:
+                    raise
+                self._went_down(error, exc)
+                now = time.monotonic()
+                since = since if since is not None else now
+                if now - since >= self.wait_for:
+                    raise error from exc
+                self.sleep(min(pause, self.wait_for - (now - since)))
+                pause = min(pause * 2, MAX_WAIT)
+                continue
+            return conn, trans
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        with self.engine.begin() as conn:
-            yield SqlTransaction(conn)
+        conn, trans = self._begin()
+        changes = _changes(conn)
+        try:
+            with trans:
+                yield SqlTransaction(conn)
+        except sa.exc.DBAPIError as exc:
+            error = unavailable(exc)
+            if error is None:
+                raise
+            self._went_down(error, exc)
+            raise error from exc
+        else:
+            # A whole transaction went through; on a full disk only one that wrote says so.
+            if self._down_code != "database_full" or changes is None or _changes(conn) != changes:
+                self._came_back()
+        finally:
+            conn.close()
 
     def take_send_slot(self, n: int, rate: float) -> float:
-        with self.engine.begin() as conn:
-            return meta.take_send_slot(conn, n, rate, now=time.time())
+        with self.transaction() as tx:
+            return meta.take_send_slot(tx.conn, n, rate, now=time.time())

@@ -43,6 +43,10 @@ class Outcome:
     #: The gateway's id of each part it accepted, in part order (SMPP ``message_id``s);
     #: empty where the gateway gives none.
     remote_ids: tuple[str, ...] = ()
+    #: For a ``DEFERRED`` outcome whose cause the transport can name for the
+    #: manager (the outbox disk is full): the whole message of the
+    #: ``technical_error`` interruption if retrying does not help.
+    interruption: str | None = None
 
     @property
     def hard_bounce(self) -> bool:

@@ -1,11 +1,16 @@
 """The ``file://DIR`` transport: one ``.eml`` file per message (``.sms.txt`` for
 an SMS when no gateway is set), for the embedded default.
 
-A file is never overwritten: every message gets a name of its own.
+A file is never overwritten: every message gets a name of its own, and a
+message is only ever seen under its final name whole (written to a hidden
+temporary file first). A disk that is full (or over its quota) defers the
+message, the temporary file removed, with the interruption's words for the
+manager ("The outbox disk is full ...") should the retries not help.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Sequence
@@ -47,13 +52,21 @@ class OutboxTransport:
                     fh.write(env.data)
                 self._publish(tmp, env.message_id)
             except OSError as exc:
-                outcomes.append(Outcome(result=Result.DEFERRED,
-                                        detail=f"cannot write to {self.directory}: {exc}"))
+                outcomes.append(self._unwritten(exc))
             else:
                 outcomes.append(SENT)
             finally:
                 tmp.unlink(missing_ok=True)
         return outcomes
+
+    def _unwritten(self, exc: OSError) -> Outcome:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return Outcome(
+                result=Result.DEFERRED, detail=f"the outbox disk is full: {exc}",
+                interruption=(f"The outbox disk is full: the folder {self.directory} has no room for "
+                              "more messages. Free some space on its disk, then resume: messages "
+                              "already written will not be repeated."))
+        return Outcome(result=Result.DEFERRED, detail=f"cannot write to {self.directory}: {exc}")
 
     def _publish(self, tmp: Path, message_id: int) -> Path:
         """Link ``tmp`` under the message's name, or a fresh variant of it when taken."""
