@@ -39,7 +39,7 @@ from tidings.domain.reputation import Counts
 from tidings.domain.segments import evaluate, parse_rules
 from tidings.domain.templates import Template
 from tidings.engine import lifecycle
-from tidings.transports.base import SENT, Envelope, Outcome
+from tidings.transports.base import SENT, Done, Envelope, Outcome, Take
 
 M, P = MessageStatus, PackageStatus
 
@@ -339,8 +339,9 @@ class InMemoryStore:
         row.lease_until = until
         return True
 
-    def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        queued = [m for m in self._in(package) if m.status is M.QUEUED and m.not_before is None][:limit]
+    def next_group(self, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+        queued = [m for m in self._in(package)
+                  if m.status is M.QUEUED and m.not_before is None and m.id > after][:limit]
         out = []
         for m in queued:
             c = self.state.customers[m.customer_id]
@@ -466,8 +467,11 @@ class RecordingTransport:
 
     description = "the recording transport"
 
-    def __init__(self, answer: Callable[[Envelope], Outcome] | None = None) -> None:
+    def __init__(self, answer: Callable[[Envelope], Outcome] | None = None, *,
+                 connections: int = 1) -> None:
         self.answer = answer or (lambda _envelope: SENT)
+        self.connections = connections
+        self._lock = threading.Lock()
         self.sent: list[Envelope] = []
         self.batches: list[int] = []
         #: Called before each batch is answered (a test may act mid-send).
@@ -477,10 +481,26 @@ class RecordingTransport:
     def send(self, batch: Sequence[Envelope]) -> list[Outcome]:
         if self.before_batch is not None:
             self.before_batch(batch)
-        self.batches.append(len(batch))
         outcomes = [self.answer(env) for env in batch]
-        self.sent.extend(env for env, o in zip(batch, outcomes, strict=True) if o.result.value != "deferred")
+        with self._lock:
+            self.batches.append(len(batch))
+            self.sent.extend(env for env, o in zip(batch, outcomes, strict=True)
+                             if o.result.value != "deferred")
         return outcomes
+
+    def stream(self, take: Take, done: Done) -> None:
+        """As the SMTP transport: ``connections`` threads each take a chunk, send
+        it (:meth:`send`) and hand back its outcomes, until there is no more."""
+
+        def run() -> None:
+            while (chunk := take()) is not None:
+                done(chunk, self.send(chunk))
+
+        threads = [threading.Thread(target=run) for _ in range(self.connections)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def recipients(self) -> list[str]:
         return [env.rcpt for env in self.sent]

@@ -79,8 +79,9 @@ class Transaction(Protocol):
     def renew_lease(self, package_id: int, *, owner: str, until: datetime) -> bool:
         """Extend the lease; False when ``owner`` no longer holds it."""
 
-    def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        """The next ``limit`` queued messages of the package, by id (not held ones)."""
+    def next_group(self, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+        """The next ``limit`` queued messages of the package with ids above
+        ``after``, by id (not held ones)."""
 
     def mark_in_flight(self, package: Package, first_id: int, last_id: int) -> int:
         """Queued messages with ids in ``[first_id, last_id]`` become ``sending``

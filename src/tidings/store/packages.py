@@ -181,9 +181,10 @@ def count_queued(conn: sa.Connection, package: Package) -> int:
     ).scalar_one()
 
 
-def next_group(conn: sa.Connection, package: Package, limit: int) -> list[Recipient]:
-    """The next ``limit`` queued messages of the package, with their customers;
-    messages held for quiet hours (``not_before`` set) are not among them."""
+def next_group(conn: sa.Connection, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+    """The next ``limit`` queued messages of the package with ids above ``after``,
+    with their customers; messages held for quiet hours (``not_before`` set)
+    are not among them."""
     stmt = (
         sa.select(
             msg.c.id, msg.c.address, msg.c.customer_id,
@@ -191,7 +192,7 @@ def next_group(conn: sa.Connection, package: Package, limit: int) -> list[Recipi
             cust.c.last_name, cust.c.attributes,
         )
         .join(cust, cust.c.id == msg.c.customer_id)
-        .where(_in_package(package), msg.c.status == Q, msg.c.not_before.is_(None))
+        .where(_in_package(package), msg.c.status == Q, msg.c.not_before.is_(None), msg.c.id > after)
         .order_by(msg.c.id)
         .limit(limit)
     )

@@ -83,8 +83,8 @@ class SqlTransaction:
     def renew_lease(self, package_id: int, *, owner: str, until: datetime) -> bool:
         return packages.renew(self.conn, package_id, owner=owner, until=until)
 
-    def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        return packages.next_group(self.conn, package, limit)
+    def next_group(self, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+        return packages.next_group(self.conn, package, limit, after=after)
 
     def mark_in_flight(self, package: Package, first_id: int, last_id: int) -> int:
         return packages.mark_in_flight(self.conn, package, first_id, last_id)
