@@ -300,6 +300,23 @@ class InMemoryStore:
         return [m for m in self.messages_of(package.mailing_id)
                 if package.first_message_id <= m.id <= package.last_message_id]
 
+    def count_unknown(self, mailing_id: int) -> int:
+        return sum(m.status is M.UNKNOWN for m in self.messages_of(mailing_id))
+
+    def requeue_unknown(self, mailing_id: int) -> int:
+        requeued = 0
+        for row in self.state.packages.values():
+            if row.mailing_id != mailing_id or row.status is P.ACTIVE:
+                continue
+            unknown = [m for m in self._in(row) if m.status is M.UNKNOWN]
+            for m in unknown:
+                m.status, m.error, m.smtp_code = M.QUEUED, None, None
+            if unknown:
+                requeued += len(unknown)
+                row.status, row.lease_owner, row.lease_until, row.not_before = P.PENDING, None, None, None
+                self._store_counts(row)
+        return requeued
+
     def claim_package(self, *, owner: str, now: datetime) -> Package | None:
         def claimable(p: PackageRow) -> bool:
             mailing = self.state.mailings[p.mailing_id]

@@ -60,6 +60,13 @@ class Transaction(Protocol):
     def has_active_packages(self, mailing_id: int) -> bool:
         """Whether a worker holds a package of the mailing."""
 
+    def count_unknown(self, mailing_id: int) -> int:
+        """How many messages of the mailing have an unknown outcome."""
+
+    def requeue_unknown(self, mailing_id: int) -> int:
+        """The mailing's ``unknown`` messages are queued again and their packages
+        pending, to be claimed and sent; returns how many."""
+
     # -- packages --------------------------------------------------------------------
     def claim_package(self, *, owner: str, now: datetime) -> Package | None:
         """Lock the next claimable package: a pending one of a sending mailing

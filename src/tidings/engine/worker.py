@@ -485,8 +485,14 @@ class Worker:
         False when the lease is lost (the replies are written all the same)."""
         now = self.clock()
         with self.store.transaction() as tx:
+            total = _Tally()
             for chunk, chunk_outcomes in replies:
-                self._write(tx, package, mailing, chunk, _tally(chunk, chunk_outcomes), now=now)
+                tally = _tally(chunk, chunk_outcomes)
+                tx.record_results(package, first_id=chunk.recipients[0].id,
+                                  last_id=chunk.recipients[-1].id, failures=tally.failures, now=now)
+                total.sent, total.failed = total.sent + tally.sent, total.failed + tally.failed
+                total.bounced += tally.bounced
+            self._write_counts(tx, package, mailing, total, now=now)
             if not marks:
                 return True
             if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
@@ -503,6 +509,11 @@ class Worker:
                tally: _Tally, *, now: datetime) -> None:
         tx.record_results(package, first_id=part.recipients[0].id, last_id=part.recipients[-1].id,
                           failures=tally.failures, now=now)
+        self._write_counts(tx, package, mailing, tally, now=now)
+
+    def _write_counts(self, tx: Transaction, package: Package, mailing: Mailing, tally: _Tally, *,
+                      now: datetime) -> None:
+        """The guard's counts, the reservation used, and the hard bounces of ``tally``."""
         if tally.sent or tally.failed:
             tx.add_guard_counts(mailing.id, sent=tally.sent, failed=tally.failed)
         if mailing.channel is not Channel.SMS and tally.sent:

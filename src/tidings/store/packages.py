@@ -90,6 +90,35 @@ def has_active_packages(conn: sa.Connection, mailing_id: int) -> bool:
     return conn.execute(first).first() is not None
 
 
+def count_unknown(conn: sa.Connection, mailing_id: int) -> int:
+    """Messages of the mailing whose outcome is unknown (a worker died with them
+    in flight, or the link broke after the body went out)."""
+    return conn.execute(sa.select(sa.func.count()).where(
+        msg.c.mailing_id == mailing_id, msg.c.status == MessageStatus.UNKNOWN.value)).scalar_one()
+
+
+def requeue_unknown(conn: sa.Connection, mailing_id: int) -> int:
+    """The mailing's unknown messages are queued again, and each package holding
+    some goes back to pending (its stored counts with them) to be claimed."""
+    requeued = 0
+    for p in conn.execute(sa.select(pkg.c.id, pkg.c.first_message_id, pkg.c.last_message_id)
+                          .where(pkg.c.mailing_id == mailing_id, pkg.c.status != ACTIVE)
+                          .order_by(pkg.c.seq)).all():
+        n = conn.execute(
+            msg.update().where(msg.c.mailing_id == mailing_id,
+                               msg.c.id.between(p.first_message_id, p.last_message_id),
+                               msg.c.status == MessageStatus.UNKNOWN.value)
+            .values(status=Q, error=None, smtp_code=None)
+        ).rowcount
+        if n:
+            requeued += n
+            conn.execute(pkg.update().where(pkg.c.id == p.id)
+                         .values(status=PENDING, lease_owner=None, lease_until=None, not_before=None,
+                                 finished_at=None))
+            store_counts(conn, p.id)
+    return requeued
+
+
 def left_to_send(conn: sa.Connection, mailing_id: int) -> bool:
     """Whether any message of the mailing is queued or in flight."""
     first = sa.select(msg.c.id).where(msg.c.mailing_id == mailing_id,

@@ -66,6 +66,12 @@ class SqlTransaction:
     def has_active_packages(self, mailing_id: int) -> bool:
         return packages.has_active_packages(self.conn, mailing_id)
 
+    def count_unknown(self, mailing_id: int) -> int:
+        return packages.count_unknown(self.conn, mailing_id)
+
+    def requeue_unknown(self, mailing_id: int) -> int:
+        return packages.requeue_unknown(self.conn, mailing_id)
+
     # -- packages
     def claim_package(self, *, owner: str, now: datetime) -> Package | None:
         return packages.claim_package(self.conn, owner=owner, now=now)
