@@ -8,17 +8,14 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_browser import (  # noqa: F401 - fixtures
+from tests.e2e.test_browser import (
     WIDTHS,
     _wait_for_status,
     assert_fits,
     at_width,
-    browser,
     button,
     dialog,
-    page,
     seed,
-    serve,
     sign_in,
     status_line,
 )
