@@ -375,6 +375,28 @@ class InMemoryStore:
                 marked += 1
         return marked
 
+    def mark_ids_in_flight(self, package: Package, ids: Sequence[int]) -> int:
+        wanted, marked = set(ids), 0
+        for m in self._in(package):
+            if m.id in wanted and m.status is M.QUEUED and m.not_before is None:
+                m.status = M.SENDING
+                marked += 1
+        return marked
+
+    def record_sent(self, package: Package, *, sent: Sequence[int], failures: Sequence[Failure],
+                    now: datetime) -> None:
+        by_id, went = {f.message_id: f for f in failures}, set(sent)
+        for m in self._in(package):
+            if m.status in (M.SENDING, M.UNKNOWN):
+                failure = by_id.get(m.id)
+                if failure is not None:
+                    m.status, m.error, m.smtp_code = failure.status, failure.error, failure.smtp_code
+                elif m.id in went:
+                    m.status, m.sent_at = M.SENT, now
+        row = self.state.packages[package.id]
+        if row.status is not P.ACTIVE:
+            self._store_counts(row)
+
     def record_results(self, package: Package, *, first_id: int, last_id: int,
                        failures: Sequence[Failure], now: datetime) -> None:
         by_id = {f.message_id: f for f in failures}

@@ -172,12 +172,13 @@ def test_a_taken_over_package_leaves_the_dead_workers_group_unknown_and_never_re
 
 
 def test_only_the_chunks_on_the_wire_are_in_flight_never_a_whole_group():
-    # Three connections taking chunks of 2 from groups of 12: while any chunk is
-    # with the server, at most 3 x 2 messages are marked in flight (a worker killed
-    # then leaves no more unknown), and every reply is recorded as it comes.
+    # Three connections taking chunks of 2 from groups of 24: while any chunk is
+    # with the server, at most 3 x 2 x 2 messages are marked in flight (the chunk on
+    # the wire and the next, per connection; a worker killed then leaves no more
+    # unknown), and every reply is recorded as it comes.
     store, clock = InMemoryStore(), Clock()
-    emails = customers(store, 24)
-    mid = started(store, clock, package_size=24)
+    emails = customers(store, 48)
+    mid = started(store, clock, package_size=48)
     transport = RecordingTransport(connections=3)
     in_flight: list[int] = []
 
@@ -186,11 +187,11 @@ def test_only_the_chunks_on_the_wire_are_in_flight_never_a_whole_group():
             in_flight.append(sum(m.status is MessageStatus.SENDING for m in store.messages_of(mid)))
 
     transport.before_batch = count_in_flight
-    make(store, transport, clock, send_group=12, send_chunk=2, package_size=24).run_until_idle()
+    make(store, transport, clock, send_group=24, send_chunk=2, package_size=48).run_until_idle()
 
     assert sorted(transport.recipients()) == sorted(emails)  # each once
-    assert transport.batches == [2] * 12
-    assert in_flight and max(in_flight) <= 3 * 2 and min(in_flight) >= 2
+    assert transport.batches == [2] * 24
+    assert in_flight and max(in_flight) <= 3 * 2 * 2 and min(in_flight) >= 2
     assert store.statuses(mid) == {e: S for e in emails}
     assert store.mailing(mid).status is MailingStatus.SENT  # type: ignore[union-attr]
 
@@ -210,13 +211,14 @@ def test_a_worker_asked_to_stop_records_what_went_and_hands_the_package_back():
     transport.before_batch = stop_after_the_second_chunk
     assert stopping.tick()
 
-    assert transport.recipients() == emails[:4]
-    assert list(store.statuses(mid).values()) == [S] * 4 + [Q] * 8  # nothing left in flight
+    # the chunk on the wire and the one marked for it to take next went; nothing more
+    assert transport.recipients() == emails[:6]
+    assert list(store.statuses(mid).values()) == [S] * 6 + [Q] * 6  # nothing left in flight
     assert packages(store, mid) == [(PackageStatus.PENDING, 0)]  # handed back, reservation too
-    assert store.state.quotas["email"] == 96
+    assert store.state.quotas["email"] == 94
     other = RecordingTransport()
     make(store, other, clock, send_group=6, send_chunk=2, package_size=12).run_until_idle()  # at once
-    assert other.recipients() == emails[4:]
+    assert other.recipients() == emails[6:]
     assert store.mailing(mid).status is MailingStatus.SENT  # type: ignore[union-attr]
 
 

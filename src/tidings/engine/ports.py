@@ -94,6 +94,13 @@ class Transaction(Protocol):
         """Queued messages with ids in ``[first_id, last_id]`` become ``sending``
         (not held ones)."""
 
+    def mark_ids_in_flight(self, package: Package, ids: Sequence[int]) -> int:
+        """Queued messages among ``ids`` become ``sending`` (not held ones); how many."""
+
+    def record_sent(self, package: Package, *, sent: Sequence[int], failures: Sequence[Failure],
+                    now: datetime) -> None:
+        """The in-flight messages ``sent`` are ``sent``, and ``failures`` are written."""
+
     def record_results(self, package: Package, *, first_id: int, last_id: int,
                        failures: Sequence[Failure], now: datetime) -> None:
         """Every in-flight message in the range is ``sent`` except ``failures``."""

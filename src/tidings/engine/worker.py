@@ -124,9 +124,11 @@ class _Window:
 
     The transport's connections call :meth:`take` and :meth:`done` from their
     threads; the worker's sender thread writes what they ask in turn, several
-    requests in one transaction. A connection's replies are put before its
-    next request, so each commit holds at most one chunk per connection in
-    flight: what is on the wire.
+    requests in one transaction. A connection asks for its next chunk to be
+    marked while the one it takes goes out (so it does not wait for the
+    commit), and its replies are put before that request: each commit holds
+    at most two chunks per connection in flight, the one on the wire and the
+    next.
     """
 
     END = object()
@@ -138,14 +140,27 @@ class _Window:
         self.closed = False
         self.lock = threading.Lock()
         self.requests: queue.SimpleQueue[object] = queue.SimpleQueue()
+        #: The chunk each connection (thread) asked for ahead.
+        self.ahead: dict[int, _Chunk] = {}
+
+    def _ask(self) -> _Chunk | None:
+        """The next chunk, asked to be marked in flight; None when none is to go."""
+        with self.lock:
+            if self.closed or self.stop.is_set() or not self.chunks:
+                return None
+            chunk = self.chunks.pop()
+        self.requests.put(chunk)
+        return chunk
 
     def take(self) -> Sequence[Envelope] | None:
+        me = threading.get_ident()
         while True:
-            with self.lock:
-                if self.closed or self.stop.is_set() or not self.chunks:
-                    return None
-                chunk = self.chunks.pop()
-            self.requests.put(chunk)
+            chunk = self.ahead.pop(me, None) or self._ask()
+            if chunk is None:
+                return None
+            following = self._ask()  # marked while this one goes out
+            if following is not None:
+                self.ahead[me] = following
             chunk.ready.wait()
             if not chunk.marked:
                 return None
@@ -187,6 +202,7 @@ class Worker:
         self._renderers: dict[int, EmailRenderer | SmsRenderer] = {}
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
         self._streamer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream")
+        self._renewed = float("-inf")  # time.monotonic() of the window's last lease renewal
         self.stop_event = threading.Event()
         self.policy = lifecycle.SendingPolicy.from_settings(self.settings)
 
@@ -484,24 +500,32 @@ class Worker:
         marked in flight (a chunk with nothing to send is failed at once).
         False when the lease is lost (the replies are written all the same)."""
         now = self.clock()
+        total, sent = _Tally(), []
+        for chunk, chunk_outcomes in replies:
+            tally = _tally(chunk, chunk_outcomes)
+            sent += [env.message_id for env, outcome in zip(chunk.envelopes, chunk_outcomes, strict=True)
+                     if outcome.result is Result.SENT]
+            total.failures += tally.failures
+            total.sent, total.failed = total.sent + tally.sent, total.failed + tally.failed
+            total.bounced += tally.bounced
         with self.store.transaction() as tx:
-            total = _Tally()
-            for chunk, chunk_outcomes in replies:
-                tally = _tally(chunk, chunk_outcomes)
-                tx.record_results(package, first_id=chunk.recipients[0].id,
-                                  last_id=chunk.recipients[-1].id, failures=tally.failures, now=now)
-                total.sent, total.failed = total.sent + tally.sent, total.failed + tally.failed
-                total.bounced += tally.bounced
-            self._write_counts(tx, package, mailing, total, now=now)
+            if replies:
+                tx.record_sent(package, sent=sent, failures=total.failures, now=now)
+                self._write_counts(tx, package, mailing, total, now=now)
             if not marks:
                 return True
-            if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
-                return False
+            # Marking needs the messages queued, so two workers never mark the same one;
+            # the lease is renewed (and its loss found) every second or so.
+            renew = time.monotonic()
+            if renew - self._renewed >= min(1.0, self.settings.worker_lease / 10):
+                if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
+                    return False
+                self._renewed = renew
+            ids = [r.id for chunk in marks for r in chunk.recipients]
+            if tx.mark_ids_in_flight(package, ids) != len(ids):
+                raise LeaseLost
             for chunk in marks:
-                first, last = chunk.recipients[0].id, chunk.recipients[-1].id
-                if tx.mark_in_flight(package, first, last) != len(chunk.recipients):
-                    raise LeaseLost
-                if not chunk.envelopes:
+                if not chunk.envelopes:  # nothing of it could be rendered: it fails at once
                     self._write(tx, package, mailing, chunk, _tally(chunk, []), now=now)
         return True
 

@@ -242,23 +242,43 @@ def mark_in_flight(conn: sa.Connection, package: Package, first_id: int, last_id
     ).rowcount
 
 
-def record_results(conn: sa.Connection, package: Package, *, first_id: int, last_id: int,
-                   failures: Sequence[Failure], now: datetime) -> None:
-    """Every in-flight message in the range is ``sent`` except ``failures``,
-    which are updated one by one in a single executemany."""
-    # The package row first: a late writer (its lease was taken over) and the
-    # worker closing the package then take their turns, and the counts stay true.
+def mark_ids_in_flight(conn: sa.Connection, package: Package, ids: Sequence[int]) -> int:
+    """Queued messages among ``ids`` become ``sending`` (not those held); how many."""
+    return conn.execute(
+        msg.update()
+        .where(_in_package(package), msg.c.id.in_(sa.bindparam("ids", expanding=True)),
+               msg.c.status == Q, msg.c.not_before.is_(None))
+        .values(status=SENDING), {"ids": list(ids)}
+    ).rowcount
+
+
+def record_sent(conn: sa.Connection, package: Package, *, sent: Sequence[int],
+                failures: Sequence[Failure], now: datetime) -> None:
+    """The in-flight (or unknown, after a takeover) messages ``sent`` become
+    ``sent``, and ``failures`` are written; a closed package is recounted."""
+    closed = _lock_package(conn, package)
+    if sent:
+        conn.execute(
+            msg.update()
+            .where(_in_package(package), msg.c.id.in_(sa.bindparam("ids", expanding=True)),
+                   msg.c.status.in_((SENDING, MessageStatus.UNKNOWN.value)))
+            .values(status=MessageStatus.SENT.value, sent_at=now), {"ids": list(sent)}
+        )
+    _write_failures(conn, failures)
+    if closed:
+        store_counts(conn, package.id)
+
+
+def _lock_package(conn: sa.Connection, package: Package) -> bool:
+    """Lock the package row (a late writer and the worker closing it take their
+    turns, and the counts stay true); True when it is closed."""
     current = sa.select(pkg.c.status).where(pkg.c.id == package.id)
     if conn.dialect.name == "postgresql":
         current = current.with_for_update()
-    closed = conn.execute(current).scalar_one() != PackageStatus.ACTIVE.value
-    in_flight = (SENDING, MessageStatus.UNKNOWN.value)
-    in_range = sa.and_(_in_package(package), msg.c.id.between(first_id, last_id),
-                       msg.c.status.in_(in_flight))
-    stmt = msg.update().where(in_range).values(status=MessageStatus.SENT.value, sent_at=now)
-    if failures:
-        stmt = stmt.where(msg.c.id.not_in([f.message_id for f in failures]))
-    conn.execute(stmt)
+    return conn.execute(current).scalar_one() != PackageStatus.ACTIVE.value
+
+
+def _write_failures(conn: sa.Connection, failures: Sequence[Failure]) -> None:
     if failures:
         conn.execute(
             msg.update()
@@ -269,6 +289,21 @@ def record_results(conn: sa.Connection, package: Package, *, first_id: int, last
             [{"mid": f.message_id, "new_status": f.status.value, "err": f.error, "code": f.smtp_code}
              for f in failures],
         )
+
+
+def record_results(conn: sa.Connection, package: Package, *, first_id: int, last_id: int,
+                   failures: Sequence[Failure], now: datetime) -> None:
+    """Every in-flight message in the range is ``sent`` except ``failures``,
+    which are updated one by one in a single executemany."""
+    closed = _lock_package(conn, package)
+    in_flight = (SENDING, MessageStatus.UNKNOWN.value)
+    in_range = sa.and_(_in_package(package), msg.c.id.between(first_id, last_id),
+                       msg.c.status.in_(in_flight))
+    stmt = msg.update().where(in_range).values(status=MessageStatus.SENT.value, sent_at=now)
+    if failures:
+        stmt = stmt.where(msg.c.id.not_in([f.message_id for f in failures]))
+    conn.execute(stmt)
+    _write_failures(conn, failures)
     if closed:
         store_counts(conn, package.id)
 

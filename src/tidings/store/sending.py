@@ -95,6 +95,13 @@ class SqlTransaction:
     def mark_in_flight(self, package: Package, first_id: int, last_id: int) -> int:
         return packages.mark_in_flight(self.conn, package, first_id, last_id)
 
+    def mark_ids_in_flight(self, package: Package, ids: Sequence[int]) -> int:
+        return packages.mark_ids_in_flight(self.conn, package, ids)
+
+    def record_sent(self, package: Package, *, sent: Sequence[int], failures: Sequence[Failure],
+                    now: datetime) -> None:
+        packages.record_sent(self.conn, package, sent=sent, failures=failures, now=now)
+
     def record_results(self, package: Package, *, first_id: int, last_id: int,
                        failures: Sequence[Failure], now: datetime) -> None:
         packages.record_results(self.conn, package, first_id=first_id, last_id=last_id,
