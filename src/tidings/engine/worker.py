@@ -1,11 +1,16 @@
 """The sending worker: claims packages under a lease and sends them group by group.
 
-No repeats, ever: before a group goes to the transport its messages are marked
-``sending`` and committed; after the replies they become ``sent`` or ``failed``
-(or back to ``queued`` if the server deferred them, or ``unknown`` if the link
-broke after the body went out). A worker that dies leaves at most its group
-in ``sending``; whoever takes the package over marks those ``unknown`` and
-never sends them again.
+No repeats, ever: before a chunk of messages goes to the transport its
+messages are marked ``sending`` and committed; as soon as its replies are in
+they become ``sent`` or ``failed`` (or back to ``queued`` if the server
+deferred them, or ``unknown`` if the link broke after the body went out). Each
+SMTP connection takes ``TIDINGS_SEND_CHUNK`` messages at a time and has the
+next chunk marked while one goes out, so a worker that dies leaves at most
+connections x 2 x chunk messages in ``sending`` (an SMS worker: its group);
+whoever takes the package over marks those ``unknown`` and never sends them
+again (unless a manager asks: "send to the N unknown"). A worker asked to stop
+(:attr:`Worker.stop_event`, SIGTERM) records what is on the wire and hands
+its package back.
 
 The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
 
