@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.builders import draft_mailing, numbered
+from tests.e2e.test_cli import Served
 from tests.e2e.test_crash import TIDINGS, worker_env
 from tidings.services.sending import make_worker
 from tidings.store.tables import messages, packages
@@ -125,3 +126,32 @@ def test_a_sigtermed_worker_finishes_what_is_on_the_wire_hands_its_package_back_
     final = api.ok("GET", f"/mailings/{mid}")
     assert final["status"] == "sent"
     assert final["progress"]["sent"] == total and final["progress"]["unknown"] == 0
+
+
+def test_tidings_serve_on_sigterm_hands_its_workers_package_back_and_exits(
+        db_url, make_ctx, api_for, smtp_server, tmp_path):
+    total, lease = 300, 60
+    ctx = make_ctx(smtp_url=smtp_server.url, package_size=300, worker_lease=lease)
+    api = api_for(ctx)
+    mid = draft_mailing(api, numbered(total))["mailing"]["id"]
+    api.ok("POST", f"/mailings/{mid}/send")
+    smtp_server.handler.delay = 0.004
+    served = Served(db_url, tmp_path, env=env(db_url, smtp_server.url, tmp_path, lease=lease) |
+                    {"TIDINGS_PACKAGE_SIZE": "300"})
+    try:
+        smtp_server.wait_for(60, timeout=60)
+        served.proc.send_signal(signal.SIGTERM)
+        code = served.proc.wait(timeout=lease / 2)
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
+    assert code == 0
+    went = len(smtp_server.messages)
+    assert went < total
+    assert collections.Counter(statuses(ctx, mid).values()) == {"sent": went, "queued": total - went}
+    smtp_server.handler.delay = 0
+    make_worker(ctx).run_until_idle()
+    delivered = collections.Counter(smtp_server.recipients())
+    assert len(delivered) == total and set(delivered.values()) == {1}
+    assert api.ok("GET", f"/mailings/{mid}")["status"] == "sent"
