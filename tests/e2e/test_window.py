@@ -40,6 +40,21 @@ def statuses(ctx, mid: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {address: status for address, status in rows}
 
 
+def holding(ctx, mid: int, pid: int, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the worker process ``pid`` holds a package of the mailing."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with ctx.engine.connect() as conn:
+            owners = conn.execute(sa.select(packages.c.lease_owner).where(
+                packages.c.mailing_id == mid, packages.c.status == "active")).scalars().all()
+        if any(f":{pid}:" in (owner or "") for owner in owners):
+            return
+        time.sleep(0.01)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(sa.select(packages.c.status, packages.c.lease_owner)).all()
+    raise AssertionError(f"worker {pid} never held a package of mailing {mid}: {rows}")
+
+
 def wait_until_sent(api, mid: int, timeout: float = 120) -> dict:  # type: ignore[no-untyped-def, type-arg]
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -53,7 +68,7 @@ def wait_until_sent(api, mid: int, timeout: float = 120) -> dict:  # type: ignor
 def test_a_sigkilled_worker_of_three_leaves_at_most_its_chunks_on_the_wire_unknown(
         db_url, make_ctx, api_for, smtp_server, tmp_path):
     total = 600
-    ctx = make_ctx(smtp_url=smtp_server.url)
+    ctx = make_ctx(smtp_url=smtp_server.url, package_size=100)  # six packages for three workers
     api = api_for(ctx)
     mid = draft_mailing(api, numbered(total))["mailing"]["id"]
     api.ok("POST", f"/mailings/{mid}/send")
@@ -63,6 +78,7 @@ def test_a_sigkilled_worker_of_three_leaves_at_most_its_chunks_on_the_wire_unkno
                for _ in range(3)]
     try:
         smtp_server.wait_for(200, timeout=90)
+        holding(ctx, mid, workers[0].pid)  # it dies with a package in its hands
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(timeout=10)
         assert len(smtp_server.messages) < total  # it died in the middle of the mailing
