@@ -84,9 +84,10 @@ def test_a_sigkilled_worker_of_three_leaves_at_most_its_chunks_on_the_wire_unkno
         assert len(smtp_server.messages) < total  # it died in the middle of the mailing
         final = wait_until_sent(api, mid)
     finally:
-        for w in workers[1:]:
-            w.send_signal(signal.SIGTERM)
-        for w in workers[1:]:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
             w.wait(timeout=30)
 
     delivered = collections.Counter(smtp_server.recipients())
