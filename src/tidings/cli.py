@@ -156,6 +156,10 @@ def serve(host: str, port: int, no_worker: bool, with_demo: bool) -> None:
         click.echo(f"Admin API token (kept in {TOKEN_FILE.absolute()}): {token}")
     # Forwarded headers are read by Tidings itself, and only with TIDINGS_TRUST_PROXY.
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=False))
+    # On SIGTERM uvicorn shuts down gracefully (the worker records what is on the wire
+    # and hands its package back), then raises the signal again with the handler found
+    # here: a stop asked for and done is a clean exit (0).
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run(sockets=[sock])
 
 

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, le=100)
     # Messages handed to SMTP as one group: marked in flight together, recorded together.
     send_group: int = Field(default=200, ge=1, le=10_000)
+    # Messages an SMTP connection takes at a time: marked in flight together while the
+    # chunk before goes out, and recorded as soon as their replies are in, so a worker
+    # that dies leaves at most TIDINGS_SMTP_CONNECTIONS x 2 x TIDINGS_SEND_CHUNK unknown.
+    send_chunk: int = Field(default=5, ge=1, le=1000)
     # Seconds between scheduler/worker polls when there is nothing to do.
     poll_interval: float = Field(default=1.0, ge=0.01, le=60)
     # Seconds a SQLite writer waits for another's lock before the database counts as

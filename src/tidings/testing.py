@@ -39,7 +39,7 @@ from tidings.domain.reputation import Counts
 from tidings.domain.segments import evaluate, parse_rules
 from tidings.domain.templates import Template
 from tidings.engine import lifecycle
-from tidings.transports.base import SENT, Envelope, Outcome
+from tidings.transports.base import SENT, Done, Envelope, Outcome, Take
 
 M, P = MessageStatus, PackageStatus
 
@@ -300,6 +300,23 @@ class InMemoryStore:
         return [m for m in self.messages_of(package.mailing_id)
                 if package.first_message_id <= m.id <= package.last_message_id]
 
+    def count_unknown(self, mailing_id: int) -> int:
+        return sum(m.status is M.UNKNOWN for m in self.messages_of(mailing_id))
+
+    def requeue_unknown(self, mailing_id: int) -> int:
+        requeued = 0
+        for row in self.state.packages.values():
+            if row.mailing_id != mailing_id or row.status is P.ACTIVE:
+                continue
+            unknown = [m for m in self._in(row) if m.status is M.UNKNOWN]
+            for m in unknown:
+                m.status, m.error, m.smtp_code = M.QUEUED, None, None
+            if unknown:
+                requeued += len(unknown)
+                row.status, row.lease_owner, row.lease_until, row.not_before = P.PENDING, None, None, None
+                self._store_counts(row)
+        return requeued
+
     def claim_package(self, *, owner: str, now: datetime) -> Package | None:
         def claimable(p: PackageRow) -> bool:
             mailing = self.state.mailings[p.mailing_id]
@@ -339,8 +356,9 @@ class InMemoryStore:
         row.lease_until = until
         return True
 
-    def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        queued = [m for m in self._in(package) if m.status is M.QUEUED and m.not_before is None][:limit]
+    def next_group(self, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+        queued = [m for m in self._in(package)
+                  if m.status is M.QUEUED and m.not_before is None and m.id > after][:limit]
         out = []
         for m in queued:
             c = self.state.customers[m.customer_id]
@@ -356,6 +374,28 @@ class InMemoryStore:
                 m.status = M.SENDING
                 marked += 1
         return marked
+
+    def mark_ids_in_flight(self, package: Package, ids: Sequence[int]) -> int:
+        wanted, marked = set(ids), 0
+        for m in self._in(package):
+            if m.id in wanted and m.status is M.QUEUED and m.not_before is None:
+                m.status = M.SENDING
+                marked += 1
+        return marked
+
+    def record_sent(self, package: Package, *, sent: Sequence[int], failures: Sequence[Failure],
+                    now: datetime) -> None:
+        by_id, went = {f.message_id: f for f in failures}, set(sent)
+        for m in self._in(package):
+            if m.status in (M.SENDING, M.UNKNOWN):
+                failure = by_id.get(m.id)
+                if failure is not None:
+                    m.status, m.error, m.smtp_code = failure.status, failure.error, failure.smtp_code
+                elif m.id in went:
+                    m.status, m.sent_at = M.SENT, now
+        row = self.state.packages[package.id]
+        if row.status is not P.ACTIVE:
+            self._store_counts(row)
 
     def record_results(self, package: Package, *, first_id: int, last_id: int,
                        failures: Sequence[Failure], now: datetime) -> None:
@@ -466,8 +506,11 @@ class RecordingTransport:
 
     description = "the recording transport"
 
-    def __init__(self, answer: Callable[[Envelope], Outcome] | None = None) -> None:
+    def __init__(self, answer: Callable[[Envelope], Outcome] | None = None, *,
+                 connections: int = 1) -> None:
         self.answer = answer or (lambda _envelope: SENT)
+        self.connections = connections
+        self._lock = threading.Lock()
         self.sent: list[Envelope] = []
         self.batches: list[int] = []
         #: Called before each batch is answered (a test may act mid-send).
@@ -477,10 +520,26 @@ class RecordingTransport:
     def send(self, batch: Sequence[Envelope]) -> list[Outcome]:
         if self.before_batch is not None:
             self.before_batch(batch)
-        self.batches.append(len(batch))
         outcomes = [self.answer(env) for env in batch]
-        self.sent.extend(env for env, o in zip(batch, outcomes, strict=True) if o.result.value != "deferred")
+        with self._lock:
+            self.batches.append(len(batch))
+            self.sent.extend(env for env, o in zip(batch, outcomes, strict=True)
+                             if o.result.value != "deferred")
         return outcomes
+
+    def stream(self, take: Take, done: Done) -> None:
+        """As the SMTP transport: ``connections`` threads each take a chunk, send
+        it (:meth:`send`) and hand back its outcomes, until there is no more."""
+
+        def run() -> None:
+            while (chunk := take()) is not None:
+                done(chunk, self.send(chunk))
+
+        threads = [threading.Thread(target=run) for _ in range(self.connections)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def recipients(self) -> list[str]:
         return [env.rcpt for env in self.sent]

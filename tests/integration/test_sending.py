@@ -87,6 +87,41 @@ def test_a_link_broken_after_the_body_leaves_that_message_unknown_and_never_rese
     assert_once_each(smtp_server)
 
 
+def test_send_unknown_sends_again_to_those_with_an_unknown_outcome_after_saying_so(
+    make_ctx, api_for, smtp_server
+):
+    smtp_server.handler.drop_after.add("c002@example.org")
+    ctx = make_ctx(smtp_url=smtp_server.url, smtp_connections=1, smtp_retry_for=30)
+    api = api_for(ctx)
+    mid = draft_mailing(api, numbered(6))["mailing"]["id"]
+    sending = api.ok("POST", f"/mailings/{mid}/send")
+    refused = api.post(f"/mailings/{mid}/send-unknown", expect=409).json()["error"]
+    assert refused["code"] == "mailing_sending" and "being sent" in refused["message"]
+    assert "send_unknown" not in sending["actions"]
+    make_worker(ctx).run_until_idle()
+    done = api.ok("GET", f"/mailings/{mid}")
+    assert done["status"] == "sent" and done["progress"]["unknown"] == 1
+    assert "send_unknown" in done["actions"]
+
+    smtp_server.handler.drop_after.clear()
+    again = api.ok("POST", f"/mailings/{mid}/send-unknown")
+    assert again["status"] == "sending" and "send_unknown" not in again["actions"]
+    assert (again["progress"]["unknown"], again["progress"]["queued"], again["progress"]["sent"]) == (0, 1, 5)
+    make_worker(ctx).run_until_idle()
+
+    final = api.ok("GET", f"/mailings/{mid}")
+    assert final["status"] == "sent" and "send_unknown" not in final["actions"]
+    assert final["progress"] | {"percent": 0} == {"total": 6, "sent": 6, "failed": 0, "skipped": 0,
+                                                  "unknown": 0, "queued": 0, "percent": 0}
+    counts = collections.Counter(smtp_server.recipients())
+    assert counts["c002@example.org"] == 2  # the one whose outcome was unknown: twice, as warned
+    assert [r for r, c in counts.items() if c > 1] == ["c002@example.org"]  # nobody else
+    nothing = api.post(f"/mailings/{mid}/send-unknown", expect=409).json()["error"]
+    assert nothing["code"] == "nothing_unknown"
+    entries = api.ok("GET", "/audit")["entries"]
+    assert [e["detail"]["unknown"] for e in entries if e["action"] == "mailing.send_unknown"] == [1]
+
+
 def test_cancel_mid_mailing_finishes_the_package_and_resume_sends_the_rest_once(
     make_ctx, api_for, smtp_server
 ):

@@ -10,9 +10,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tidings.domain import mailings as m
 from tidings.domain.conversions import normalize_conversion
-from tidings.domain.mailings import Action
+from tidings.domain.mailings import Action, Channel, InterruptCode, Mailing, MailingStatus
 from tidings.domain.mailings import MailingStatus as S
-from tidings.errors import Forbidden, IllegalTransition, InvalidInput, MailingLocked
+from tidings.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, MailingLocked
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -132,9 +132,32 @@ class MailingMachine(RuleBasedStateMachine):
             m.check_editable(status=self.status, send_at=None, now=NOW)
 
     @invariant()
-    def sent_is_final(self) -> None:
+    def sent_is_final_but_for_sending_to_the_unknown(self) -> None:
         if self.status is S.SENT:
-            assert m.allowed_actions(S.SENT) == frozenset()
+            assert m.allowed_actions(S.SENT) == frozenset({Action.SEND_UNKNOWN})
+
+
+def test_send_unknown_is_offered_and_allowed_only_when_not_sending_and_some_are_unknown():
+    def mailing(status: MailingStatus, **kw: object) -> Mailing:
+        return Mailing(id=1, name="m", channel=Channel.EMAIL, status=status, **kw)  # type: ignore[arg-type]
+
+    for status in (S.SENT, S.CANCELED, S.INTERRUPTED):
+        assert "send_unknown" in m.actions(mailing(status), unknown=3)
+        assert "send_unknown" not in m.actions(mailing(status), unknown=0)
+        move = m.send_unknown(mailing(status), unknown=3, now=NOW, is_admin=False)
+        assert (move.source, move.target) == (status, S.SENDING)
+    for status in (S.DRAFT, S.SCHEDULED, S.SENDING):
+        assert "send_unknown" not in m.actions(mailing(status), unknown=3)
+    with pytest.raises(Conflict) as sending:
+        m.send_unknown(mailing(S.SENDING), unknown=3, now=NOW, is_admin=True)
+    assert sending.value.code == "mailing_sending"
+    with pytest.raises(Conflict) as none:
+        m.send_unknown(mailing(S.SENT), unknown=0, now=NOW, is_admin=True)
+    assert none.value.code == "nothing_unknown"
+    stopped = mailing(S.INTERRUPTED, interrupt_code=InterruptCode.REPUTATION.value)
+    with pytest.raises(Forbidden):
+        m.send_unknown(stopped, unknown=3, now=NOW, is_admin=False)
+    assert m.send_unknown(stopped, unknown=3, now=NOW, is_admin=True).reset_guard
 
 
 TestMailingMachine = MailingMachine.TestCase

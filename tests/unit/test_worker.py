@@ -159,7 +159,8 @@ def test_a_taken_over_package_leaves_the_dead_workers_group_unknown_and_never_re
     assert package is not None
     group = dead._prepare_group(package, dead._renderer(store.mailing(mid)), 2)  # type: ignore[arg-type]
     assert group is not None
-    dead._mark_in_flight(package, group)  # two in flight; then the worker dies
+    with store.transaction() as tx:  # a chunk of two goes out; then the worker dies
+        assert tx.mark_in_flight(package, group.recipients[0].id, group.recipients[-1].id) == 2
 
     clock.advance(31)
     transport = RecordingTransport()
@@ -167,6 +168,57 @@ def test_a_taken_over_package_leaves_the_dead_workers_group_unknown_and_never_re
 
     assert transport.recipients() == emails[2:]
     assert store.statuses(mid) == {emails[0]: U, emails[1]: U, emails[2]: S, emails[3]: S}
+    assert store.mailing(mid).status is MailingStatus.SENT  # type: ignore[union-attr]
+
+
+def test_only_the_chunks_on_the_wire_are_in_flight_never_a_whole_group():
+    # Three connections taking chunks of 2 from groups of 24: while any chunk is
+    # with the server, at most 3 x 2 x 2 messages are marked in flight (the chunk on
+    # the wire and the next, per connection; a worker killed then leaves no more
+    # unknown), and every reply is recorded as it comes.
+    store, clock = InMemoryStore(), Clock()
+    emails = customers(store, 48)
+    mid = started(store, clock, package_size=48)
+    transport = RecordingTransport(connections=3)
+    in_flight: list[int] = []
+
+    def count_in_flight(batch: object) -> None:
+        with store.transaction():
+            in_flight.append(sum(m.status is MessageStatus.SENDING for m in store.messages_of(mid)))
+
+    transport.before_batch = count_in_flight
+    make(store, transport, clock, send_group=24, send_chunk=2, package_size=48).run_until_idle()
+
+    assert sorted(transport.recipients()) == sorted(emails)  # each once
+    assert transport.batches == [2] * 24
+    assert in_flight and max(in_flight) <= 3 * 2 * 2 and min(in_flight) >= 2
+    assert store.statuses(mid) == {e: S for e in emails}
+    assert store.mailing(mid).status is MailingStatus.SENT  # type: ignore[union-attr]
+
+
+def test_a_worker_asked_to_stop_records_what_went_and_hands_the_package_back():
+    store, clock = InMemoryStore(), Clock()
+    emails = customers(store, 12)
+    store.set_quota("email", 100)
+    mid = started(store, clock, package_size=12)
+    transport = RecordingTransport()
+    stopping = make(store, transport, clock, send_group=6, send_chunk=2, package_size=12)
+
+    def stop_after_the_second_chunk(batch: object) -> None:
+        if len(transport.batches) == 1:
+            stopping.stop_event.set()  # SIGTERM while the second chunk is on the wire
+
+    transport.before_batch = stop_after_the_second_chunk
+    assert stopping.tick()
+
+    # the chunk on the wire and the one marked for it to take next went; nothing more
+    assert transport.recipients() == emails[:6]
+    assert list(store.statuses(mid).values()) == [S] * 6 + [Q] * 6  # nothing left in flight
+    assert packages(store, mid) == [(PackageStatus.PENDING, 0)]  # handed back, reservation too
+    assert store.state.quotas["email"] == 94
+    other = RecordingTransport()
+    make(store, other, clock, send_group=6, send_chunk=2, package_size=12).run_until_idle()  # at once
+    assert other.recipients() == emails[6:]
     assert store.mailing(mid).status is MailingStatus.SENT  # type: ignore[union-attr]
 
 

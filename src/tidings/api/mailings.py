@@ -7,8 +7,9 @@ the :data:`~tidings.api.dependencies.Who`).
   ``GET /mailings/{mailing_id}``, ``PATCH /mailings/{mailing_id}``,
   ``DELETE /mailings/{mailing_id}`` (204).
 - Actions, each answering with the mailing: ``POST .../send``,
-  ``.../schedule`` ``{"send_at"?}``, ``.../cancel``, ``.../resume``, and
-  ``.../copy`` (201, the new draft).
+  ``.../schedule`` ``{"send_at"?}``, ``.../cancel``, ``.../resume``,
+  ``.../send-unknown`` (send again to those whose outcome is unknown; some
+  may get it twice), and ``.../copy`` (201, the new draft).
 - ``POST /mailings/{mailing_id}/steps`` (201): the next step of the chain.
 - ``GET /mailings/{mailing_id}/stats``: figures, rates, per step and per chain.
 - ``GET /mailings/{mailing_id}/sms-parts``: an SMS mailing's parts for its
@@ -106,6 +107,18 @@ def cancel(ctx: Ctx, actor: Who, mailing_id: Id) -> dict[str, Any]:
 @router.post("/mailings/{mailing_id}/resume", tags=["mailings"])
 def resume(ctx: Ctx, actor: Who, mailing_id: Id) -> dict[str, Any]:
     return mailings.resume(ctx, mailing_id, actor=actor)
+
+
+@router.post("/mailings/{mailing_id}/send-unknown", tags=["mailings"])
+def send_unknown(ctx: Ctx, actor: Who, mailing_id: Id) -> dict[str, Any]:
+    """Send the mailing again to the people whose message has an unknown outcome
+    (``progress.unknown``: a worker stopped with it on the wire, so it may have
+    been delivered; **some of them may get it twice**) and, as with resume, to
+    those not yet sent. For a mailing that is sent, canceled or interrupted and
+    has unknown messages (then ``send_unknown`` is among its ``actions``); 409
+    ``nothing_unknown`` when there are none, ``mailing_sending`` while it is
+    being sent. Answers with the mailing, sending again."""
+    return mailings.send_unknown(ctx, mailing_id, actor=actor)
 
 
 @router.post("/mailings/{mailing_id}/copy", status_code=201, tags=["mailings"])

@@ -17,6 +17,7 @@ ACTIONS: dict[str, str] = {
     "mailing.schedule": "scheduled",
     "mailing.cancel": "canceled",
     "mailing.resume": "resumed",
+    "mailing.send_unknown": "sent again to those with an unknown outcome",
     "mailing.delete": "deleted",
     "mailing.test_send": "sent a test of",
     "template.test_send": "sent a test of",

@@ -49,6 +49,7 @@ class Action(enum.StrEnum):
     INTERRUPT = "interrupt"
     FINISH = "finish"  # every recipient handled
     RESET = "reset"  # back to Draft: an earlier chain step was interrupted, or it could not start
+    SEND_UNKNOWN = "send_unknown"  # send again to those whose message's outcome is unknown
 
 
 class InterruptCode(enum.StrEnum):
@@ -77,6 +78,11 @@ TRANSITIONS: dict[tuple[MailingStatus, Action], MailingStatus] = {
     (S.INTERRUPTED, A.RESUME): S.SENDING,
     (S.INTERRUPTED, A.CANCEL): S.CANCELED,
     (S.CANCELED, A.RESUME): S.SENDING,
+    # Those left unknown by a worker that died are sent again (some may get it twice);
+    # like resume, those not yet sent go too.
+    (S.SENT, A.SEND_UNKNOWN): S.SENDING,
+    (S.CANCELED, A.SEND_UNKNOWN): S.SENDING,
+    (S.INTERRUPTED, A.SEND_UNKNOWN): S.SENDING,
     (S.DRAFT, A.RESET): S.DRAFT,
 }
 
@@ -215,6 +221,31 @@ def resume(mailing: Mailing, *, now: datetime, is_admin: bool) -> Move:
                 reset_guard=reset)
 
 
+def send_unknown(mailing: Mailing, *, unknown: int, now: datetime, is_admin: bool) -> Move:
+    """Sent, canceled or interrupted -> sending again, for the ``unknown``
+    messages a worker that died left with no outcome (they may have been
+    delivered, so some of those people may get it twice) and, as with resume,
+    those not yet sent. Only an admin may do it to a reputation stop."""
+    if mailing.status is S.SENDING:
+        raise Conflict("The mailing is being sent; once it is sent, canceled or interrupted you can "
+                       "send it to those whose message has an unknown outcome.", code="mailing_sending")
+    next_status(mailing.status, A.SEND_UNKNOWN)
+    if unknown <= 0:
+        raise Conflict("No message of this mailing has an unknown outcome: there is nobody to send "
+                       "it to again.", code="nothing_unknown")
+    if mailing.interrupt_code == InterruptCode.REPUTATION and not is_admin:
+        raise Forbidden(
+            "This mailing was stopped for too many bounces or complaints; only an admin "
+            "may send it again, after the cause is understood.",
+            code="admin_required",
+        )
+    values: dict[str, Any] = {"interrupt_code": None, "interrupt_message": None,
+                              "cancel_requested_at": None, "finished_at": None}
+    move = _move(mailing, A.SEND_UNKNOWN, now, **values)
+    return Move(action=A.SEND_UNKNOWN, source=move.source, target=move.target, values=move.values,
+                reset_guard=mailing.interrupt_code == InterruptCode.REPUTATION)
+
+
 def finish(mailing: Mailing, *, now: datetime) -> Move:
     """Every recipient handled: Sent."""
     return _move(mailing, A.FINISH, now, finished_at=now, cancel_requested_at=None)
@@ -287,9 +318,10 @@ def is_deletable(*, status: MailingStatus, step: int, has_statistics: bool) -> b
     return step > 1 and not has_statistics and status is not S.SENDING
 
 
-def actions(mailing: Mailing, *, previous_sent: bool = False) -> list[str]:
+def actions(mailing: Mailing, *, previous_sent: bool = False, unknown: int = 0) -> list[str]:
     """What a person may ask of a mailing now, sorted: the transitions open from
-    its status that are not automatic, and ``copy`` (always). A later chain step
+    its status that are not automatic, and ``copy`` (always); ``send_unknown``
+    only while ``unknown`` messages have no known outcome. A later chain step
     is sent by its chain, so it never offers ``send``, and offers ``schedule``
     only once the step before it was sent (to re-arm it after a cancel); a
     mailing being canceled cannot be canceled again."""
@@ -300,6 +332,8 @@ def actions(mailing: Mailing, *, previous_sent: bool = False) -> list[str]:
             offered.discard(A.SCHEDULE.value)
     if mailing.canceling:
         offered.discard(A.CANCEL.value)
+    if unknown <= 0:
+        offered.discard(A.SEND_UNKNOWN.value)
     return sorted(offered | {"copy"})
 
 

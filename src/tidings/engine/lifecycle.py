@@ -18,6 +18,8 @@ verb                          moves                             called by
 :func:`interrupt`             sending -> interrupted            worker (technical error,
                                                                 quota), reputation guard
 :func:`resume`                interrupted/canceled -> sending   Resume
+:func:`send_unknown`          sent/canceled/interrupted ->      Send to the unknown
+                              sending (unknown ones queued)
 :func:`finish`                sending -> sent                   worker, resume, start
 :func:`schedule_next_step`    draft -> scheduled (next step)    finish
 :func:`reset_later_steps`     scheduled -> draft (later steps)  interrupt
@@ -207,6 +209,19 @@ def resume(tx: Transaction, mailing: Mailing, *, is_admin: bool, now: datetime) 
     """Interrupted or canceled -> sending, with the messages not yet sent."""
     _write(tx, mailing, rules.resume(mailing, now=now, is_admin=is_admin))
     finish(tx, mailing.id, now=now)
+
+
+def send_unknown(tx: Transaction, mailing: Mailing, *, is_admin: bool, now: datetime) -> int:
+    """Sent, canceled or interrupted -> sending, with the messages whose outcome
+    is unknown queued again (some of those people may already have it) and,
+    as with resume, those not yet sent. Returns how many were unknown."""
+    if tx.has_active_packages(mailing.id):
+        raise Conflict("A worker is still finishing a package of this mailing; try again in a "
+                       "minute.", code="mailing_sending")
+    unknown = tx.count_unknown(mailing.id)
+    _write(tx, mailing, rules.send_unknown(mailing, unknown=unknown, now=now, is_admin=is_admin))
+    tx.requeue_unknown(mailing.id)
+    return unknown
 
 
 def finish(tx: Transaction, mailing_id: int, *, now: datetime) -> bool:

@@ -60,6 +60,13 @@ class Transaction(Protocol):
     def has_active_packages(self, mailing_id: int) -> bool:
         """Whether a worker holds a package of the mailing."""
 
+    def count_unknown(self, mailing_id: int) -> int:
+        """How many messages of the mailing have an unknown outcome."""
+
+    def requeue_unknown(self, mailing_id: int) -> int:
+        """The mailing's ``unknown`` messages are queued again and their packages
+        pending, to be claimed and sent; returns how many."""
+
     # -- packages --------------------------------------------------------------------
     def claim_package(self, *, owner: str, now: datetime) -> Package | None:
         """Lock the next claimable package: a pending one of a sending mailing
@@ -79,12 +86,20 @@ class Transaction(Protocol):
     def renew_lease(self, package_id: int, *, owner: str, until: datetime) -> bool:
         """Extend the lease; False when ``owner`` no longer holds it."""
 
-    def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        """The next ``limit`` queued messages of the package, by id (not held ones)."""
+    def next_group(self, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+        """The next ``limit`` queued messages of the package with ids above
+        ``after``, by id (not held ones)."""
 
     def mark_in_flight(self, package: Package, first_id: int, last_id: int) -> int:
         """Queued messages with ids in ``[first_id, last_id]`` become ``sending``
         (not held ones)."""
+
+    def mark_ids_in_flight(self, package: Package, ids: Sequence[int]) -> int:
+        """Queued messages among ``ids`` become ``sending`` (not held ones); how many."""
+
+    def record_sent(self, package: Package, *, sent: Sequence[int], failures: Sequence[Failure],
+                    now: datetime) -> None:
+        """The in-flight messages ``sent`` are ``sent``, and ``failures`` are written."""
 
     def record_results(self, package: Package, *, first_id: int, last_id: int,
                        failures: Sequence[Failure], now: datetime) -> None:

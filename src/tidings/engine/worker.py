@@ -1,11 +1,16 @@
 """The sending worker: claims packages under a lease and sends them group by group.
 
-No repeats, ever: before a group goes to the transport its messages are marked
-``sending`` and committed; after the replies they become ``sent`` or ``failed``
-(or back to ``queued`` if the server deferred them, or ``unknown`` if the link
-broke after the body went out). A worker that dies leaves at most its group
-in ``sending``; whoever takes the package over marks those ``unknown`` and
-never sends them again.
+No repeats, ever: before a chunk of messages goes to the transport its
+messages are marked ``sending`` and committed; as soon as its replies are in
+they become ``sent`` or ``failed`` (or back to ``queued`` if the server
+deferred them, or ``unknown`` if the link broke after the body went out). Each
+SMTP connection takes ``TIDINGS_SEND_CHUNK`` messages at a time and has the
+next chunk marked while one goes out, so a worker that dies leaves at most
+connections x 2 x chunk messages in ``sending`` (an SMS worker: its group);
+whoever takes the package over marks those ``unknown`` and never sends them
+again (unless a manager asks: "send to the N unknown"). A worker asked to stop
+(:attr:`Worker.stop_event`, SIGTERM) records what is on the wire and hands
+its package back.
 
 The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
 
@@ -51,14 +56,17 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import queue
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from tidings.config import Settings
 from tidings.domain import sms
@@ -71,10 +79,12 @@ from tidings.engine import lifecycle, scheduler
 from tidings.engine.ports import Store, Transaction
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
 from tidings.errors import InvalidInput, StoreUnavailable, TidingsError
-from tidings.transports.base import Envelope, Outcome, Result, Transport
+from tidings.transports.base import Done, Envelope, Outcome, Result, Take, Transport
 
 log = logging.getLogger("tidings.worker")
 
+#: Seconds the window waits after a request for more to share its commit.
+GATHER = 0.003
 #: Where the pause between retries of deferred messages starts, and its ceiling.
 FIRST_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 30.0
@@ -105,6 +115,86 @@ class _Group:
     reserved: int = 0
 
 
+@dataclass
+class _Tally:
+    """The replies of some messages, ready to be written."""
+
+    failures: list[Failure] = field(default_factory=list)
+    bounced: list[tuple[int | None, str]] = field(default_factory=list)  # refused with 5.1.x
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+
+@dataclass
+class _Chunk:
+    """Consecutive messages of a group that one connection takes at a time."""
+
+    recipients: Sequence[Recipient]
+    envelopes: list[Envelope]
+    broken: dict[int, str]
+    ready: threading.Event = field(default_factory=threading.Event)
+    marked: bool = False
+
+
+class _Window:
+    """One group on its way out, chunk by chunk (:meth:`Worker._send_window`).
+
+    The transport's connections call :meth:`take` and :meth:`done` from their
+    threads; the worker's sender thread writes what they ask in turn, several
+    requests in one transaction. A connection asks for its next chunk to be
+    marked while the one it takes goes out (so it does not wait for the
+    commit), and its replies are put before that request: each commit holds
+    at most two chunks per connection in flight, the one on the wire and the
+    next.
+    """
+
+    END = object()
+
+    def __init__(self, chunks: Sequence[_Chunk], stop: threading.Event) -> None:
+        self.chunks = list(reversed(chunks))
+        self.by_first = {c.envelopes[0].message_id: c for c in chunks if c.envelopes}
+        self.stop = stop
+        self.closed = False
+        self.lock = threading.Lock()
+        self.requests: queue.SimpleQueue[object] = queue.SimpleQueue()
+        #: The chunk each connection (thread) asked for ahead.
+        self.ahead: dict[int, _Chunk] = {}
+
+    def _ask(self) -> _Chunk | None:
+        """The next chunk, asked to be marked in flight; None when none is to go."""
+        with self.lock:
+            if self.closed or self.stop.is_set() or not self.chunks:
+                return None
+            chunk = self.chunks.pop()
+        self.requests.put(chunk)
+        return chunk
+
+    def take(self) -> Sequence[Envelope] | None:
+        me = threading.get_ident()
+        while True:
+            chunk = self.ahead.pop(me, None) or self._ask()
+            if chunk is None:
+                return None
+            following = self._ask()  # marked while this one goes out
+            if following is not None:
+                self.ahead[me] = following
+            chunk.ready.wait()
+            if not chunk.marked:
+                return None
+            if chunk.envelopes:
+                return chunk.envelopes
+            # nothing of it could be rendered: written already, take the next
+
+    def done(self, envelopes: Sequence[Envelope], outcomes: list[Outcome]) -> None:
+        self.requests.put((self.by_first[envelopes[0].message_id], outcomes))
+
+    def close(self) -> None:
+        """No more chunks go out."""
+        with self.lock:
+            self.closed = True
+
+
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -129,6 +219,8 @@ class Worker:
         self._sms: Transport | None = None
         self._renderers: dict[int, EmailRenderer | SmsRenderer] = {}
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
+        self._streamer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream")
+        self._renewed = float("-inf")  # time.monotonic() of the window's last lease renewal
         self.stop_event = threading.Event()
         self.policy = lifecycle.SendingPolicy.from_settings(self.settings)
 
@@ -158,6 +250,7 @@ class Worker:
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)
+        self._streamer.shutdown(wait=True)
         for transport in (self.transport, self._sms):
             if transport is not None:
                 transport.close()
@@ -234,7 +327,7 @@ class Worker:
             tx.change_quota(channel, -reserved)
             tx.lease_package(package, owner=self.owner, until=self._lease_until(), now=now,
                              reserved=reserved)
-            return package
+            return replace(package, reserved=reserved)
 
     def _renderer(self, mailing: Mailing) -> EmailRenderer | SmsRenderer:
         renderer = self._renderers.get(mailing.id)
@@ -262,15 +355,16 @@ class Worker:
 
     def process(self, package: Package) -> None:
         """Send every queued message of the package; a started package is finished
-        even if its mailing is canceled meanwhile.
+        even if its mailing is canceled meanwhile, and handed back (released for
+        another worker) when the worker is asked to stop.
 
-        Rendering overlaps sending: while one group is with the SMTP server the
-        next is read and rendered, but it is marked in flight only after the
-        replies of the first are recorded, so at most one group is ever in flight.
+        Email goes group by group, each group chunk by chunk
+        (:meth:`_send_window`): a connection's chunk is marked in flight just
+        before it goes out and recorded as soon as its replies are in. While a
+        group is out the next one is read and rendered.
         """
         s = self.settings
         group_size = s.send_group if s.send_rate <= 0 else max(1, min(s.send_group, int(s.send_rate)))
-        retry = _Retry()
         with self.store.transaction() as tx:
             mailing = tx.mailing(package.mailing_id)
         assert mailing is not None
@@ -285,9 +379,47 @@ class Worker:
             self._stop(package, mailing, InterruptCode.TECHNICAL_ERROR,
                        "No SMS gateway is configured: set TIDINGS_SMS_URL, then resume.")
             return
+        if isinstance(renderer, SmsRenderer):
+            self._process_sms(package, mailing, renderer, transport, group_size)
+        else:
+            self._process_email(package, mailing, renderer, transport, group_size)
+
+    def _process_email(self, package: Package, mailing: Mailing, renderer: EmailRenderer,
+                       transport: Transport, group_size: int) -> None:
+        retry = _Retry()
+        again = False  # messages were deferred (queued again) behind the group being read
+        group = self._prepare_group(package, renderer, group_size)
+        while group is not None:
+            if self.stop_event.is_set():
+                self._hand_back(package, mailing)
+                return
+            window = self._sender.submit(self._send_window, package, mailing, transport, group)
+            try:
+                nxt = self._prepare_group(package, renderer, group_size, after=group.recipients[-1].id)
+            except BaseException:
+                wait_for([window])
+                raise
+            outcomes, deferred, complete = window.result()
+            again = again or deferred > 0
+            if self.stop_event.is_set() and not (complete and nxt is None and not again):
+                self._hand_back(package, mailing)
+                return
+            if self._stopped_by_guards(package, mailing, transport, deferred, outcomes, retry):
+                return
+            if nxt is None and again:
+                again = False
+                nxt = self._prepare_group(package, renderer, group_size)
+            group = nxt
+        self._close(package, mailing)
+
+    def _process_sms(self, package: Package, mailing: Mailing, renderer: SmsRenderer,
+                     transport: Transport, group_size: int) -> None:
+        """Group by group: each group's parts are reserved and it is marked in
+        flight as a whole; at most one group is in flight."""
+        retry = _Retry()
         in_flight: _Group | None = None
         while True:
-            group = self._prepare_group(package, renderer, group_size)
+            group = self._prepare_sms_group(package, renderer, group_size)
             if in_flight is not None:
                 assert in_flight.future is not None
                 outcomes = in_flight.future.result()
@@ -299,17 +431,150 @@ class Worker:
                     continue  # the deferred messages are queued again: take them
             if group is None:
                 break
-            if mailing.channel is Channel.SMS:
-                paid = self._mark_sms_in_flight(package, group)
-                if paid is None:
-                    self._stop(package, mailing, InterruptCode.QUOTA_EXHAUSTED, self._sms_short(group))
-                    return
-                group = paid
-            else:
-                self._mark_in_flight(package, group)
-            group.future = self._sender.submit(self._send, transport, group.envelopes)
-            in_flight = group
+            if self.stop_event.is_set():
+                self._hand_back(package, mailing)
+                return
+            paid = self._mark_sms_in_flight(package, group)
+            if paid is None:
+                self._stop(package, mailing, InterruptCode.QUOTA_EXHAUSTED, self._sms_short(group))
+                return
+            paid.future = self._sender.submit(self._send, transport, paid.envelopes)
+            in_flight = paid
         self._close(package, mailing)
+
+    def _hand_back(self, package: Package, mailing: Mailing) -> None:
+        """Asked to stop (SIGTERM): what was on the wire is recorded; the package
+        goes back to pending with its unused reservation, for another worker to
+        claim at once."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            tx.mailing(mailing.id, lock=True)
+            tx.change_quota(mailing.channel, tx.close_package(package.id, done=False, now=now))
+            lifecycle.complete_cancel(tx, mailing.id, now=now)
+        log.info("stopping: package %s of mailing %s handed back", package.id, mailing.id)
+
+    # -- the window: only what is on the wire is in flight ------------------------------
+
+    def _send_window(self, package: Package, mailing: Mailing, transport: Transport,
+                     group: _Group) -> tuple[list[Outcome], int, bool]:
+        """Send a group chunk by chunk (on the sender thread). Each connection of
+        a :class:`~tidings.transports.base.StreamingTransport` takes
+        ``TIDINGS_SEND_CHUNK`` messages at a time (another transport takes the
+        group as one chunk); a chunk is marked in flight (with the lease
+        renewed) just before it goes out and recorded as soon as its replies
+        are in, several in one commit. Returns the outcomes in order, how many
+        were deferred, and whether all of the group went (False when the
+        worker was asked to stop)."""
+        if self.settings.send_rate > 0 and group.envelopes:
+            wait = self.store.take_send_slot(len(group.envelopes), self.settings.send_rate)
+            if wait > 0:
+                self.sleep(wait)
+        stream = getattr(transport, "stream", None)
+        size = self.settings.send_chunk if stream is not None else len(group.recipients)
+        window = _Window(_chunks(group, size), self.stop_event)
+        if stream is None:
+            stream = partial(_stream_plain, transport)
+
+        def run() -> None:
+            try:
+                stream(window.take, window.done)
+            finally:
+                window.requests.put(_Window.END)
+
+        streaming = self._streamer.submit(run)
+        outcomes: dict[int, Outcome] = {}
+        deferred = 0
+        lost = False
+        failed: BaseException | None = None
+        ended = False
+        while not ended:
+            batch = [window.requests.get()]
+            if batch[0] is not _Window.END:
+                # A connection asks for its next chunk while one is on the wire, so a
+                # moment's wait costs it nothing and lets more requests share the commit.
+                time.sleep(GATHER)
+            while True:
+                try:
+                    batch.append(window.requests.get_nowait())
+                except queue.Empty:
+                    break
+            ended = any(r is _Window.END for r in batch)
+            marks = [r for r in batch if isinstance(r, _Chunk)]
+            replies = [r for r in batch if isinstance(r, tuple)]
+            for chunk, chunk_outcomes in replies:
+                for env, outcome in zip(chunk.envelopes, chunk_outcomes, strict=True):
+                    outcomes[env.message_id] = outcome
+                    deferred += outcome.result is Result.DEFERRED
+            if failed is None:
+                try:
+                    held = self._write_window(package, mailing, [] if lost else marks, replies)
+                    lost = lost or not held
+                except BaseException as exc:  # noqa: BLE001 - the connections must be let go first
+                    failed = exc
+            for chunk in marks:
+                chunk.marked = failed is None and not lost
+                chunk.ready.set()
+            if lost or failed is not None:
+                window.close()
+        streaming.result()
+        if failed is not None:
+            raise failed
+        if lost:
+            raise LeaseLost
+        ordered = [outcomes[e.message_id] for e in group.envelopes if e.message_id in outcomes]
+        return ordered, deferred, not window.chunks
+
+    def _write_window(self, package: Package, mailing: Mailing, marks: Sequence[_Chunk],
+                      replies: Sequence[tuple[_Chunk, list[Outcome]]]) -> bool:
+        """One commit: the replies that came in, then the chunks about to go out
+        marked in flight (a chunk with nothing to send is failed at once).
+        False when the lease is lost (the replies are written all the same)."""
+        now = self.clock()
+        total, sent = _Tally(), []
+        for chunk, chunk_outcomes in replies:
+            tally = _tally(chunk, chunk_outcomes)
+            sent += [env.message_id for env, outcome in zip(chunk.envelopes, chunk_outcomes, strict=True)
+                     if outcome.result is Result.SENT]
+            total.failures += tally.failures
+            total.sent, total.failed = total.sent + tally.sent, total.failed + tally.failed
+            total.bounced += tally.bounced
+        with self.store.transaction() as tx:
+            if replies:
+                tx.record_sent(package, sent=sent, failures=total.failures, now=now)
+                self._write_counts(tx, package, mailing, total, now=now)
+            if not marks:
+                return True
+            # Marking needs the messages queued, so two workers never mark the same one;
+            # the lease is renewed (and its loss found) every second or so.
+            renew = time.monotonic()
+            if renew - self._renewed >= min(1.0, self.settings.worker_lease / 10):
+                if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
+                    return False
+                self._renewed = renew
+            ids = [r.id for chunk in marks for r in chunk.recipients]
+            if tx.mark_ids_in_flight(package, ids) != len(ids):
+                raise LeaseLost
+            for chunk in marks:
+                if not chunk.envelopes:  # nothing of it could be rendered: it fails at once
+                    self._write(tx, package, mailing, chunk, _tally(chunk, []), now=now)
+        return True
+
+    def _write(self, tx: Transaction, package: Package, mailing: Mailing, part: _Group | _Chunk,
+               tally: _Tally, *, now: datetime) -> None:
+        tx.record_results(package, first_id=part.recipients[0].id, last_id=part.recipients[-1].id,
+                          failures=tally.failures, now=now)
+        self._write_counts(tx, package, mailing, tally, now=now)
+
+    def _write_counts(self, tx: Transaction, package: Package, mailing: Mailing, tally: _Tally, *,
+                      now: datetime) -> None:
+        """The guard's counts, the reservation used, and the hard bounces of ``tally``."""
+        if tally.sent or tally.failed:
+            tx.add_guard_counts(mailing.id, sent=tally.sent, failed=tally.failed)
+        if mailing.channel is not Channel.SMS and tally.sent and package.reserved:
+            tx.take_reservation(package.id, tally.sent)
+        for customer_id, address in tally.bounced:
+            if customer_id is not None:
+                tx.hard_bounce(customer_id, address, now=now)
 
     def _close(self, package: Package, mailing: Mailing) -> None:
         """The package is out: give back the unused reservation, then the mailing
@@ -326,26 +591,15 @@ class Worker:
                     lifecycle.complete_cancel(tx, mailing.id, now=now):
                 self._renderers.pop(mailing.id, None)
 
-    def _prepare_group(self, package: Package, renderer: EmailRenderer | SmsRenderer,
-                       size: int) -> _Group | None:
-        """Read and render the next queued messages (not yet marked)."""
-        if isinstance(renderer, SmsRenderer):
-            return self._prepare_sms_group(package, renderer, size)
+    def _prepare_group(self, package: Package, renderer: EmailRenderer, size: int, *,
+                       after: int = 0) -> _Group | None:
+        """Read and render the next queued messages after id ``after`` (not yet marked)."""
         with self.store.transaction() as tx:
-            recipients = tx.next_group(package, size)
+            recipients = tx.next_group(package, size, after=after)
         if not recipients:
             return None
         envelopes, broken = self._render(renderer, recipients)
         return _Group(recipients=recipients, envelopes=envelopes, broken=broken)
-
-    def _mark_in_flight(self, package: Package, group: _Group) -> None:
-        """Committed before anything of the group is handed to the server."""
-        first, last = group.recipients[0].id, group.recipients[-1].id
-        with self.store.transaction() as tx:
-            if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
-                raise LeaseLost
-            if tx.mark_in_flight(package, first, last) != len(group.recipients):
-                raise LeaseLost
 
     def _send(self, transport: Transport, envelopes: Sequence[Envelope]) -> list[Outcome]:
         if self.settings.send_rate > 0 and envelopes:
@@ -369,41 +623,13 @@ class Worker:
 
     def _record(self, package: Package, mailing: Mailing, group: _Group,
                 outcomes: Sequence[Outcome]) -> int:
-        """Write the replies of one group; returns how many were deferred."""
-        recipients = group.recipients
-        failures = [Failure(message_id=mid, status=MessageStatus.FAILED, error=err)
-                    for mid, err in group.broken.items()]
-        bounced: list[tuple[int | None, str]] = []  # (customer, address) refused with 5.1.x
-        customer_of = {r.id: r.customer_id for r in recipients}
-        sent = failed = deferred = 0
-        for env, outcome in zip(group.envelopes, outcomes, strict=True):
-            if outcome.result is Result.SENT:
-                sent += 1
-                continue
-            status = {Result.REJECTED: MessageStatus.FAILED, Result.DEFERRED: MessageStatus.QUEUED,
-                      Result.UNCERTAIN: MessageStatus.UNKNOWN}[outcome.result]
-            failures.append(Failure(message_id=env.message_id, status=status, error=outcome.detail,
-                                    smtp_code=outcome.code))
-            if outcome.result is Result.REJECTED:
-                failed += 1
-                if outcome.hard_bounce:
-                    bounced.append((customer_of[env.message_id], env.rcpt))
-            elif outcome.result is Result.DEFERRED:
-                deferred += 1
+        """Write the replies of one SMS group; returns how many were deferred."""
+        tally = _tally(group, outcomes)
         now = self.clock()
         with self.store.transaction() as tx:
-            tx.record_results(package, first_id=recipients[0].id, last_id=recipients[-1].id,
-                              failures=failures, now=now)
-            if sent or failed:
-                tx.add_guard_counts(mailing.id, sent=sent, failed=failed)
-            if mailing.channel is Channel.SMS:
-                self._record_sms(tx, package, group, outcomes, now=now)
-            elif sent:
-                tx.take_reservation(package.id, sent)
-            for customer_id, address in bounced:
-                if customer_id is not None:
-                    tx.hard_bounce(customer_id, address, now=now)
-        return deferred
+            self._write(tx, package, mailing, group, tally, now=now)
+            self._record_sms(tx, package, group, outcomes, now=now)
+        return tally.deferred
 
     # -- SMS: parts, quota per part, quiet hours ------------------------------------------
 
@@ -561,6 +787,46 @@ class Worker:
             with self.store.transaction() as tx:
                 if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
                     raise LeaseLost
+
+
+def _chunks(group: _Group, size: int) -> list[_Chunk]:
+    """The group cut into chunks of ``size`` consecutive messages."""
+    chunks = []
+    for i in range(0, len(group.recipients), size):
+        recipients = group.recipients[i:i + size]
+        ids = {r.id for r in recipients}
+        chunks.append(_Chunk(recipients=recipients,
+                             envelopes=[e for e in group.envelopes if e.message_id in ids],
+                             broken={k: v for k, v in group.broken.items() if k in ids}))
+    return chunks
+
+
+def _stream_plain(transport: Transport, take: Take, done: Done) -> None:
+    """A transport without connections of its own sends its chunks one by one."""
+    while (chunk := take()) is not None:
+        done(chunk, transport.send(chunk))
+
+
+def _tally(part: _Group | _Chunk, outcomes: Sequence[Outcome]) -> _Tally:
+    """Count the replies of ``part`` (its unrenderable messages fail)."""
+    tally = _Tally(failures=[Failure(message_id=mid, status=MessageStatus.FAILED, error=err)
+                             for mid, err in part.broken.items()])
+    customer_of = {r.id: r.customer_id for r in part.recipients}
+    for env, outcome in zip(part.envelopes, outcomes, strict=True):
+        if outcome.result is Result.SENT:
+            tally.sent += 1
+            continue
+        status = {Result.REJECTED: MessageStatus.FAILED, Result.DEFERRED: MessageStatus.QUEUED,
+                  Result.UNCERTAIN: MessageStatus.UNKNOWN}[outcome.result]
+        tally.failures.append(Failure(message_id=env.message_id, status=status, error=outcome.detail,
+                                      smtp_code=outcome.code))
+        if outcome.result is Result.REJECTED:
+            tally.failed += 1
+            if outcome.hard_bounce:
+                tally.bounced.append((customer_of[env.message_id], env.rcpt))
+        elif outcome.result is Result.DEFERRED:
+            tally.deferred += 1
+    return tally
 
 
 def _quota_message(channel: str, balance: int, need: int) -> str:

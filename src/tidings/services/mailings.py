@@ -93,7 +93,7 @@ def to_json(conn: sa.Connection, mailing: Mailing, *, with_steps: bool = True,
         "step": mailing.step,
         "delay_hours": mailing.delay_hours,
         "condition": mailing.condition,
-        "actions": rules.actions(mailing, previous_sent=previous_sent),
+        "actions": rules.actions(mailing, previous_sent=previous_sent, unknown=progress.unknown),
         "deletable": rules.is_deletable(status=status, step=mailing.step,
                                         has_statistics=progress.total > 0),
         "created_at": _iso(mailing.created_at),
@@ -309,6 +309,18 @@ def resume(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
         lifecycle.resume(SqlTransaction(conn), mailing, is_admin=actor.is_admin, now=ctx.now())
         _audit(conn, ctx, actor, "mailing.resume", mailing,
                interrupted=mailing.interrupt_code or mailing.status.value)
+        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
+
+
+def send_unknown(ctx: Context, mailing_id: int, *, actor: Actor) -> dict[str, Any]:
+    """Sent, canceled or interrupted -> sending, to those whose message has an
+    unknown outcome (some of them may get it twice) and those not yet sent."""
+    with ctx.tx() as conn:
+        mailing = _load(conn, mailing_id, lock=True)
+        unknown = lifecycle.send_unknown(SqlTransaction(conn), mailing, is_admin=actor.is_admin,
+                                         now=ctx.now())
+        _audit(conn, ctx, actor, "mailing.send_unknown", mailing, unknown=unknown,
+               was=mailing.status.value)
         return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 

@@ -90,6 +90,35 @@ def has_active_packages(conn: sa.Connection, mailing_id: int) -> bool:
     return conn.execute(first).first() is not None
 
 
+def count_unknown(conn: sa.Connection, mailing_id: int) -> int:
+    """Messages of the mailing whose outcome is unknown (a worker died with them
+    in flight, or the link broke after the body went out)."""
+    return conn.execute(sa.select(sa.func.count()).where(
+        msg.c.mailing_id == mailing_id, msg.c.status == MessageStatus.UNKNOWN.value)).scalar_one()
+
+
+def requeue_unknown(conn: sa.Connection, mailing_id: int) -> int:
+    """The mailing's unknown messages are queued again, and each package holding
+    some goes back to pending (its stored counts with them) to be claimed."""
+    requeued = 0
+    for p in conn.execute(sa.select(pkg.c.id, pkg.c.first_message_id, pkg.c.last_message_id)
+                          .where(pkg.c.mailing_id == mailing_id, pkg.c.status != ACTIVE)
+                          .order_by(pkg.c.seq)).all():
+        n = conn.execute(
+            msg.update().where(msg.c.mailing_id == mailing_id,
+                               msg.c.id.between(p.first_message_id, p.last_message_id),
+                               msg.c.status == MessageStatus.UNKNOWN.value)
+            .values(status=Q, error=None, smtp_code=None)
+        ).rowcount
+        if n:
+            requeued += n
+            conn.execute(pkg.update().where(pkg.c.id == p.id)
+                         .values(status=PENDING, lease_owner=None, lease_until=None, not_before=None,
+                                 finished_at=None))
+            store_counts(conn, p.id)
+    return requeued
+
+
 def left_to_send(conn: sa.Connection, mailing_id: int) -> bool:
     """Whether any message of the mailing is queued or in flight."""
     first = sa.select(msg.c.id).where(msg.c.mailing_id == mailing_id,
@@ -181,9 +210,10 @@ def count_queued(conn: sa.Connection, package: Package) -> int:
     ).scalar_one()
 
 
-def next_group(conn: sa.Connection, package: Package, limit: int) -> list[Recipient]:
-    """The next ``limit`` queued messages of the package, with their customers;
-    messages held for quiet hours (``not_before`` set) are not among them."""
+def next_group(conn: sa.Connection, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+    """The next ``limit`` queued messages of the package with ids above ``after``,
+    with their customers; messages held for quiet hours (``not_before`` set)
+    are not among them."""
     stmt = (
         sa.select(
             msg.c.id, msg.c.address, msg.c.customer_id,
@@ -191,7 +221,7 @@ def next_group(conn: sa.Connection, package: Package, limit: int) -> list[Recipi
             cust.c.last_name, cust.c.attributes,
         )
         .join(cust, cust.c.id == msg.c.customer_id)
-        .where(_in_package(package), msg.c.status == Q, msg.c.not_before.is_(None))
+        .where(_in_package(package), msg.c.status == Q, msg.c.not_before.is_(None), msg.c.id > after)
         .order_by(msg.c.id)
         .limit(limit)
     )
@@ -212,23 +242,43 @@ def mark_in_flight(conn: sa.Connection, package: Package, first_id: int, last_id
     ).rowcount
 
 
-def record_results(conn: sa.Connection, package: Package, *, first_id: int, last_id: int,
-                   failures: Sequence[Failure], now: datetime) -> None:
-    """Every in-flight message in the range is ``sent`` except ``failures``,
-    which are updated one by one in a single executemany."""
-    # The package row first: a late writer (its lease was taken over) and the
-    # worker closing the package then take their turns, and the counts stay true.
+def mark_ids_in_flight(conn: sa.Connection, package: Package, ids: Sequence[int]) -> int:
+    """Queued messages among ``ids`` become ``sending`` (not those held); how many."""
+    return conn.execute(
+        msg.update()
+        .where(_in_package(package), msg.c.id.in_(sa.bindparam("ids", expanding=True)),
+               msg.c.status == Q, msg.c.not_before.is_(None))
+        .values(status=SENDING), {"ids": list(ids)}
+    ).rowcount
+
+
+def record_sent(conn: sa.Connection, package: Package, *, sent: Sequence[int],
+                failures: Sequence[Failure], now: datetime) -> None:
+    """The in-flight (or unknown, after a takeover) messages ``sent`` become
+    ``sent``, and ``failures`` are written; a closed package is recounted."""
+    closed = _lock_package(conn, package)
+    if sent:
+        conn.execute(
+            msg.update()
+            .where(_in_package(package), msg.c.id.in_(sa.bindparam("ids", expanding=True)),
+                   msg.c.status.in_((SENDING, MessageStatus.UNKNOWN.value)))
+            .values(status=MessageStatus.SENT.value, sent_at=now), {"ids": list(sent)}
+        )
+    _write_failures(conn, failures)
+    if closed:
+        store_counts(conn, package.id)
+
+
+def _lock_package(conn: sa.Connection, package: Package) -> bool:
+    """Lock the package row (a late writer and the worker closing it take their
+    turns, and the counts stay true); True when it is closed."""
     current = sa.select(pkg.c.status).where(pkg.c.id == package.id)
     if conn.dialect.name == "postgresql":
         current = current.with_for_update()
-    closed = conn.execute(current).scalar_one() != PackageStatus.ACTIVE.value
-    in_flight = (SENDING, MessageStatus.UNKNOWN.value)
-    in_range = sa.and_(_in_package(package), msg.c.id.between(first_id, last_id),
-                       msg.c.status.in_(in_flight))
-    stmt = msg.update().where(in_range).values(status=MessageStatus.SENT.value, sent_at=now)
-    if failures:
-        stmt = stmt.where(msg.c.id.not_in([f.message_id for f in failures]))
-    conn.execute(stmt)
+    return conn.execute(current).scalar_one() != PackageStatus.ACTIVE.value
+
+
+def _write_failures(conn: sa.Connection, failures: Sequence[Failure]) -> None:
     if failures:
         conn.execute(
             msg.update()
@@ -239,6 +289,21 @@ def record_results(conn: sa.Connection, package: Package, *, first_id: int, last
             [{"mid": f.message_id, "new_status": f.status.value, "err": f.error, "code": f.smtp_code}
              for f in failures],
         )
+
+
+def record_results(conn: sa.Connection, package: Package, *, first_id: int, last_id: int,
+                   failures: Sequence[Failure], now: datetime) -> None:
+    """Every in-flight message in the range is ``sent`` except ``failures``,
+    which are updated one by one in a single executemany."""
+    closed = _lock_package(conn, package)
+    in_flight = (SENDING, MessageStatus.UNKNOWN.value)
+    in_range = sa.and_(_in_package(package), msg.c.id.between(first_id, last_id),
+                       msg.c.status.in_(in_flight))
+    stmt = msg.update().where(in_range).values(status=MessageStatus.SENT.value, sent_at=now)
+    if failures:
+        stmt = stmt.where(msg.c.id.not_in([f.message_id for f in failures]))
+    conn.execute(stmt)
+    _write_failures(conn, failures)
     if closed:
         store_counts(conn, package.id)
 

@@ -75,6 +75,12 @@ class SqlTransaction:
     def has_active_packages(self, mailing_id: int) -> bool:
         return packages.has_active_packages(self.conn, mailing_id)
 
+    def count_unknown(self, mailing_id: int) -> int:
+        return packages.count_unknown(self.conn, mailing_id)
+
+    def requeue_unknown(self, mailing_id: int) -> int:
+        return packages.requeue_unknown(self.conn, mailing_id)
+
     # -- packages
     def claim_package(self, *, owner: str, now: datetime) -> Package | None:
         return packages.claim_package(self.conn, owner=owner, now=now)
@@ -92,11 +98,18 @@ class SqlTransaction:
     def renew_lease(self, package_id: int, *, owner: str, until: datetime) -> bool:
         return packages.renew(self.conn, package_id, owner=owner, until=until)
 
-    def next_group(self, package: Package, limit: int) -> list[Recipient]:
-        return packages.next_group(self.conn, package, limit)
+    def next_group(self, package: Package, limit: int, *, after: int = 0) -> list[Recipient]:
+        return packages.next_group(self.conn, package, limit, after=after)
 
     def mark_in_flight(self, package: Package, first_id: int, last_id: int) -> int:
         return packages.mark_in_flight(self.conn, package, first_id, last_id)
+
+    def mark_ids_in_flight(self, package: Package, ids: Sequence[int]) -> int:
+        return packages.mark_ids_in_flight(self.conn, package, ids)
+
+    def record_sent(self, package: Package, *, sent: Sequence[int], failures: Sequence[Failure],
+                    now: datetime) -> None:
+        packages.record_sent(self.conn, package, sent=sent, failures=failures, now=now)
 
     def record_results(self, package: Package, *, first_id: int, last_id: int,
                        failures: Sequence[Failure], now: datetime) -> None:

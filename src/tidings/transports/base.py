@@ -15,7 +15,7 @@ outcome says what happened:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,3 +65,20 @@ class Transport(Protocol):
     def send(self, batch: Sequence[Envelope]) -> list[Outcome]: ...
 
     def close(self) -> None: ...
+
+
+#: Hands a connection its next chunk of envelopes, or None when there is no more.
+Take = Callable[[], Sequence[Envelope] | None]
+#: Receives a chunk's outcomes (in order) as soon as its replies are in.
+Done = Callable[[Sequence[Envelope], list[Outcome]], None]
+
+
+class StreamingTransport(Transport, Protocol):
+    """A transport whose connections each ask for their next chunk as they get
+    free (so only the chunks on the wire need to be in flight)."""
+
+    connections: int
+
+    def stream(self, take: Take, done: Done) -> None:
+        """Every connection calls ``take`` for a chunk, sends it and hands its
+        outcomes to ``done``, until ``take`` returns None; returns when all are."""

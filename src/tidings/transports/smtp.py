@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tidings.errors import InvalidInput
-from tidings.transports.base import SENT, Envelope, Outcome, Result
+from tidings.transports.base import SENT, Done, Envelope, Outcome, Result, Take
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -515,6 +515,23 @@ class SmtpTransport:
         for i, chunk_outcomes in enumerate(results):
             outcomes[i::n] = chunk_outcomes
         return outcomes
+
+    def stream(self, take: Take, done: Done) -> None:
+        """Each connection asks ``take`` for its next chunk when it is free, sends
+        it (pipelined) and hands the replies to ``done`` at once: the caller
+        marks a chunk in flight in ``take`` and records it in ``done``, so only
+        what is on the wire (``connections`` chunks at most) is in flight."""
+
+        def run() -> None:
+            slot = self._slots.get()
+            try:
+                while (chunk := take()) is not None:
+                    done(chunk, slot.send_many(chunk))
+            finally:
+                self._slots.put(slot)
+
+        for future in [self._pool.submit(run) for _ in range(self.connections)]:
+            future.result()
 
     def close(self) -> None:
         for slot in self._all:

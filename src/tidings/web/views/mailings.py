@@ -290,6 +290,11 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
         return act(request, mailing_id, lambda: mailings.resume(ctx, mailing_id, actor=actor),
                    "Sending {name} resumed.")
 
+    @r.post("/mailings/{mailing_id}/send-unknown")
+    def send_unknown(request: Request, actor: Who, mailing_id: int) -> Response:
+        return act(request, mailing_id, lambda: mailings.send_unknown(ctx, mailing_id, actor=actor),
+                   "Sending {name} again to those whose message had an unknown outcome.")
+
     @r.post("/mailings/{mailing_id}/copy")
     def copy(request: Request, actor: Who, mailing_id: int) -> Response:
         return act(request, mailing_id, lambda: mailings.copy(ctx, mailing_id),
