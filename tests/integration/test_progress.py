@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tests.builders import draft_mailing, numbered
 from tidings.domain.mailings import Progress
-from tidings.engine.worker import _chunks
+from tidings.engine.window import cut_chunks
 from tidings.services.sending import make_worker
 from tidings.store import mailings as store
 from tidings.store import packages
@@ -88,7 +88,7 @@ def test_a_late_result_after_a_takeover_still_counts(make_ctx, api_for, smtp_ser
     renderer = slow._renderer(mailing)
     group = slow._prepare_group(package, renderer, 5)
     assert group is not None
-    (chunk,) = _chunks(group, 5)
+    (chunk,) = cut_chunks(group, 5)
     assert slow._write_window(package, mailing, [chunk], [])  # five in flight ... and it stalls
 
     clock["now"] = base + timedelta(seconds=31)  # its lease runs out; another worker takes over

@@ -188,7 +188,8 @@ def test_a_server_that_goes_down_mid_chunk_is_asked_again_once_not_once_per_mess
     server.pipelining = False
     server.drop_mid_data = {"c001@example.org"}
     server.on_drop = lambda: setattr(server, "refuse", "421 4.3.2 Going down")
-    ctx = make_ctx(smtp_url=server.url, smtp_connections=1, smtp_retry_for=30)
+    # one chunk of six: a connection takes a chunk at a time, and is asked once a chunk
+    ctx = make_ctx(smtp_url=server.url, smtp_connections=1, smtp_retry_for=30, send_chunk=6)
     api = api_for(ctx)
     mid = start(ctx, api, 6)
     worker, pauses = pausing_worker(ctx)
@@ -453,7 +454,7 @@ def test_a_slow_reader_still_gets_every_message_once(make_ctx, api_for, faulty):
     assert done["progress"] == {"total": 10, "sent": 10, "failed": 0, "skipped": 0, "unknown": 0,
                                 "queued": 0, "percent": 100.0}
     assert pauses == []  # nothing was deferred
-    assert len(server.connection_times()) == 2
+    assert 1 <= len(server.connection_times()) <= 2  # at most one per connection: none opened again
     assert_once_each(server, numbered(10))
     sizes = collections.Counter(len(m.data) > 30_000 for m in server.delivered)
     assert sizes == {True: 10}

@@ -126,3 +126,13 @@ def sample_recipient(address: str = "customer@example.com") -> Recipient:
     chosen (or the test address is nobody's): Alex Example."""
     return Recipient(id=0, customer_id=None, address=address, email=address,
                      first_name="Alex", last_name="Example")
+
+
+def quota_message(channel: str, balance: int, need: int) -> str:
+    """Why a mailing stopped for want of quota, in the manager's words."""
+    if channel == "sms":
+        parts = "part" if need == 1 else "parts"
+        return (f"The SMS quota is exhausted: {balance} {'part' if balance == 1 else 'parts'} left, "
+                f"the next message needs {need} {parts}. Top up the quota, then resume.")
+    return (f"The {channel} package is exhausted: {balance} left, the next package needs {need}. "
+            "Top up the quota, then resume.")

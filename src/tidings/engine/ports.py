@@ -24,6 +24,10 @@ from tidings.domain.reputation import Counts
 from tidings.domain.templates import Template
 
 
+class LeaseLost(Exception):
+    """Another worker took the package over; stop touching it."""
+
+
 class Transaction(Protocol):
     """One unit of work on the store."""
 

@@ -53,7 +53,6 @@ The worker's rules, all through the :class:`~tidings.engine.ports.Store` port:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import queue
@@ -62,38 +61,41 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
 from tidings.config import Settings
-from tidings.domain import sms
 from tidings.domain.mailings import Channel, InterruptCode, Mailing
-from tidings.domain.messages import AcceptedPart, Failure, MessageStatus, Package, Recipient
-from tidings.domain.phones import number_time_zones
-from tidings.domain.quiet_hours import QuietHours, recipient_zones, wait_until, zone
+from tidings.domain.messages import Package, quota_message
 from tidings.domain.reputation import verdict
 from tidings.engine import lifecycle, scheduler
-from tidings.engine.ports import Store, Transaction
+from tidings.engine.ports import LeaseLost, Store, Transaction
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
+from tidings.engine.sms_sending import SmsSending
+from tidings.engine.window import (
+    GATHER,
+    Chunk,
+    Group,
+    Tally,
+    Window,
+    count_replies,
+    cut_chunks,
+    render_each,
+    stream_plain,
+)
 from tidings.errors import InvalidInput, StoreUnavailable, TidingsError
-from tidings.transports.base import Done, Envelope, Outcome, Result, Take, Transport
+from tidings.transports.base import Envelope, Outcome, Result, Transport
 
 log = logging.getLogger("tidings.worker")
 
-#: Seconds the window waits after a request for more to share its commit.
-GATHER = 0.003
 #: Where the pause between retries of deferred messages starts, and its ceiling.
 FIRST_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 30.0
 #: The pauses between attempts while the database cannot serve.
 MAX_OUTAGE_DELAY = 10.0
-
-
-class LeaseLost(Exception):
-    """Another worker took the package over; stop touching it."""
 
 
 @dataclass
@@ -103,104 +105,12 @@ class _Retry:
     last_error: str = ""
 
 
-@dataclass
-class _Group:
-    recipients: Sequence[Recipient]
-    envelopes: list[Envelope]
-    broken: dict[int, str]
-    future: Future[list[Outcome]] | None = None
-    #: SMS: the parts of each rendered message (by message id), and the parts of
-    #: the quota this group holds.
-    parts: dict[int, int] = field(default_factory=dict)
-    reserved: int = 0
-
-
-@dataclass
-class _Tally:
-    """The replies of some messages, ready to be written."""
-
-    failures: list[Failure] = field(default_factory=list)
-    bounced: list[tuple[int | None, str]] = field(default_factory=list)  # refused with 5.1.x
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-
-
-@dataclass
-class _Chunk:
-    """Consecutive messages of a group that one connection takes at a time."""
-
-    recipients: Sequence[Recipient]
-    envelopes: list[Envelope]
-    broken: dict[int, str]
-    ready: threading.Event = field(default_factory=threading.Event)
-    marked: bool = False
-
-
-class _Window:
-    """One group on its way out, chunk by chunk (:meth:`Worker._send_window`).
-
-    The transport's connections call :meth:`take` and :meth:`done` from their
-    threads; the worker's sender thread writes what they ask in turn, several
-    requests in one transaction. A connection asks for its next chunk to be
-    marked while the one it takes goes out (so it does not wait for the
-    commit), and its replies are put before that request: each commit holds
-    at most two chunks per connection in flight, the one on the wire and the
-    next.
-    """
-
-    END = object()
-
-    def __init__(self, chunks: Sequence[_Chunk], stop: threading.Event) -> None:
-        self.chunks = list(reversed(chunks))
-        self.by_first = {c.envelopes[0].message_id: c for c in chunks if c.envelopes}
-        self.stop = stop
-        self.closed = False
-        self.lock = threading.Lock()
-        self.requests: queue.SimpleQueue[object] = queue.SimpleQueue()
-        #: The chunk each connection (thread) asked for ahead.
-        self.ahead: dict[int, _Chunk] = {}
-
-    def _ask(self) -> _Chunk | None:
-        """The next chunk, asked to be marked in flight; None when none is to go."""
-        with self.lock:
-            if self.closed or self.stop.is_set() or not self.chunks:
-                return None
-            chunk = self.chunks.pop()
-        self.requests.put(chunk)
-        return chunk
-
-    def take(self) -> Sequence[Envelope] | None:
-        me = threading.get_ident()
-        while True:
-            chunk = self.ahead.pop(me, None) or self._ask()
-            if chunk is None:
-                return None
-            following = self._ask()  # marked while this one goes out
-            if following is not None:
-                self.ahead[me] = following
-            chunk.ready.wait()
-            if not chunk.marked:
-                return None
-            if chunk.envelopes:
-                return chunk.envelopes
-            # nothing of it could be rendered: written already, take the next
-
-    def done(self, envelopes: Sequence[Envelope], outcomes: list[Outcome]) -> None:
-        self.requests.put((self.by_first[envelopes[0].message_id], outcomes))
-
-    def close(self) -> None:
-        """No more chunks go out."""
-        with self.lock:
-            self.closed = True
-
-
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
-class Worker:
+class Worker(SmsSending):
     """Sends packages from ``store`` through ``transport`` (email) and the SMS
     transport that ``sms_transport`` makes on first use (None: no gateway)."""
 
@@ -321,7 +231,7 @@ class Worker:
             if balance is not None and balance < need:
                 tx.close_package(package.id, done=False, now=now)
                 lifecycle.interrupt(tx, mailing.id, InterruptCode.QUOTA_EXHAUSTED,
-                                    _quota_message(channel, balance, need), now=now)
+                                    quota_message(channel, balance, need), now=now)
                 return None
             reserved = need if balance is not None and not sms_package else 0
             tx.change_quota(channel, -reserved)
@@ -417,7 +327,7 @@ class Worker:
         """Group by group: each group's parts are reserved and it is marked in
         flight as a whole; at most one group is in flight."""
         retry = _Retry()
-        in_flight: _Group | None = None
+        in_flight: Group | None = None
         while True:
             group = self._prepare_sms_group(package, renderer, group_size)
             if in_flight is not None:
@@ -456,7 +366,7 @@ class Worker:
     # -- the window: only what is on the wire is in flight ------------------------------
 
     def _send_window(self, package: Package, mailing: Mailing, transport: Transport,
-                     group: _Group) -> tuple[list[Outcome], int, bool]:
+                     group: Group) -> tuple[list[Outcome], int, bool]:
         """Send a group chunk by chunk (on the sender thread). Each connection of
         a :class:`~tidings.transports.base.StreamingTransport` takes
         ``TIDINGS_SEND_CHUNK`` messages at a time (another transport takes the
@@ -471,15 +381,15 @@ class Worker:
                 self.sleep(wait)
         stream = getattr(transport, "stream", None)
         size = self.settings.send_chunk if stream is not None else len(group.recipients)
-        window = _Window(_chunks(group, size), self.stop_event)
+        window = Window(cut_chunks(group, size), self.stop_event)
         if stream is None:
-            stream = partial(_stream_plain, transport)
+            stream = partial(stream_plain, transport)
 
         def run() -> None:
             try:
                 stream(window.take, window.done)
             finally:
-                window.requests.put(_Window.END)
+                window.requests.put(Window.END)
 
         streaming = self._streamer.submit(run)
         outcomes: dict[int, Outcome] = {}
@@ -489,7 +399,7 @@ class Worker:
         ended = False
         while not ended:
             batch = [window.requests.get()]
-            if batch[0] is not _Window.END:
+            if batch[0] is not Window.END:
                 # A connection asks for its next chunk while one is on the wire, so a
                 # moment's wait costs it nothing and lets more requests share the commit.
                 time.sleep(GATHER)
@@ -498,8 +408,8 @@ class Worker:
                     batch.append(window.requests.get_nowait())
                 except queue.Empty:
                     break
-            ended = any(r is _Window.END for r in batch)
-            marks = [r for r in batch if isinstance(r, _Chunk)]
+            ended = any(r is Window.END for r in batch)
+            marks = [r for r in batch if isinstance(r, Chunk)]
             replies = [r for r in batch if isinstance(r, tuple)]
             for chunk, chunk_outcomes in replies:
                 for env, outcome in zip(chunk.envelopes, chunk_outcomes, strict=True):
@@ -524,15 +434,15 @@ class Worker:
         ordered = [outcomes[e.message_id] for e in group.envelopes if e.message_id in outcomes]
         return ordered, deferred, not window.chunks
 
-    def _write_window(self, package: Package, mailing: Mailing, marks: Sequence[_Chunk],
-                      replies: Sequence[tuple[_Chunk, list[Outcome]]]) -> bool:
+    def _write_window(self, package: Package, mailing: Mailing, marks: Sequence[Chunk],
+                      replies: Sequence[tuple[Chunk, list[Outcome]]]) -> bool:
         """One commit: the replies that came in, then the chunks about to go out
         marked in flight (a chunk with nothing to send is failed at once).
         False when the lease is lost (the replies are written all the same)."""
         now = self.clock()
-        total, sent = _Tally(), []
+        total, sent = Tally(), []
         for chunk, chunk_outcomes in replies:
-            tally = _tally(chunk, chunk_outcomes)
+            tally = count_replies(chunk, chunk_outcomes)
             sent += [env.message_id for env, outcome in zip(chunk.envelopes, chunk_outcomes, strict=True)
                      if outcome.result is Result.SENT]
             total.failures += tally.failures
@@ -556,16 +466,16 @@ class Worker:
                 raise LeaseLost
             for chunk in marks:
                 if not chunk.envelopes:  # nothing of it could be rendered: it fails at once
-                    self._write(tx, package, mailing, chunk, _tally(chunk, []), now=now)
+                    self._write(tx, package, mailing, chunk, count_replies(chunk, []), now=now)
         return True
 
-    def _write(self, tx: Transaction, package: Package, mailing: Mailing, part: _Group | _Chunk,
-               tally: _Tally, *, now: datetime) -> None:
+    def _write(self, tx: Transaction, package: Package, mailing: Mailing, part: Group | Chunk,
+               tally: Tally, *, now: datetime) -> None:
         tx.record_results(package, first_id=part.recipients[0].id, last_id=part.recipients[-1].id,
                           failures=tally.failures, now=now)
         self._write_counts(tx, package, mailing, tally, now=now)
 
-    def _write_counts(self, tx: Transaction, package: Package, mailing: Mailing, tally: _Tally, *,
+    def _write_counts(self, tx: Transaction, package: Package, mailing: Mailing, tally: Tally, *,
                       now: datetime) -> None:
         """The guard's counts, the reservation used, and the hard bounces of ``tally``."""
         if tally.sent or tally.failed:
@@ -592,14 +502,14 @@ class Worker:
                 self._renderers.pop(mailing.id, None)
 
     def _prepare_group(self, package: Package, renderer: EmailRenderer, size: int, *,
-                       after: int = 0) -> _Group | None:
+                       after: int = 0) -> Group | None:
         """Read and render the next queued messages after id ``after`` (not yet marked)."""
         with self.store.transaction() as tx:
             recipients = tx.next_group(package, size, after=after)
         if not recipients:
             return None
-        envelopes, broken = self._render(renderer, recipients)
-        return _Group(recipients=recipients, envelopes=envelopes, broken=broken)
+        envelopes, broken = render_each(renderer, recipients)
+        return Group(recipients=recipients, envelopes=envelopes, broken=broken)
 
     def _send(self, transport: Transport, envelopes: Sequence[Envelope]) -> list[Outcome]:
         if self.settings.send_rate > 0 and envelopes:
@@ -608,131 +518,15 @@ class Worker:
                 self.sleep(wait)
         return transport.send(envelopes) if envelopes else []
 
-    def _render(self, renderer: EmailRenderer | SmsRenderer, recipients: Sequence[Recipient]
-                ) -> tuple[list[Envelope], dict[int, str]]:
-        envelopes: list[Envelope] = []
-        broken: dict[int, str] = {}
-        for recipient in recipients:
-            try:
-                envelopes.append(renderer.envelope(recipient))
-            except TidingsError as exc:
-                broken[recipient.id] = f"cannot render the template for this customer: {exc.message}"
-            except Exception as exc:  # noqa: BLE001 - one customer's data must not stop the package
-                broken[recipient.id] = f"cannot render the template for this customer: {exc}"
-        return envelopes, broken
-
-    def _record(self, package: Package, mailing: Mailing, group: _Group,
+    def _record(self, package: Package, mailing: Mailing, group: Group,
                 outcomes: Sequence[Outcome]) -> int:
         """Write the replies of one SMS group; returns how many were deferred."""
-        tally = _tally(group, outcomes)
+        tally = count_replies(group, outcomes)
         now = self.clock()
         with self.store.transaction() as tx:
             self._write(tx, package, mailing, group, tally, now=now)
             self._record_sms(tx, package, group, outcomes, now=now)
         return tally.deferred
-
-    # -- SMS: parts, quota per part, quiet hours ------------------------------------------
-
-    def _prepare_sms_group(self, package: Package, renderer: SmsRenderer, size: int) -> _Group | None:
-        """The next queued messages that may go now, rendered, with their parts.
-        Those in their quiet hours are held (committed) and the next ones read."""
-        quiet = renderer.quiet_hours
-        now = self.clock()
-        if quiet is not None:
-            with self.store.transaction() as tx:
-                tx.release_held(package, now)
-        while True:
-            with self.store.transaction() as tx:
-                recipients = tx.next_group(package, size)
-            if not recipients:
-                return None
-            if quiet is not None:
-                held = {r.id: until for r in recipients
-                        if (until := self._quiet_until(r, quiet, now)) is not None}
-                if held:
-                    with self.store.transaction() as tx:
-                        tx.hold_messages(held)
-                    continue
-            envelopes, broken = self._render(renderer, recipients)
-            parts = {env.message_id: sms.summarize(env.data.decode("utf-8", "replace")).parts
-                     for env in envelopes}
-            return _Group(recipients=recipients, envelopes=envelopes, broken=broken, parts=parts)
-
-    def _quiet_until(self, recipient: Recipient, quiet: QuietHours, now: datetime) -> datetime | None:
-        """When the recipient's quiet hours end, or None when it may go now."""
-        shop = self.settings.timezone
-        zones = recipient_zones(attributes=recipient.attributes,
-                                number_zones=number_time_zones(recipient.address), shop_zone=shop)
-        shop_zone = zone(shop)
-        assert shop_zone is not None  # checked by the settings
-        return wait_until(now, quiet, zones, shop_zone)
-
-    def _mark_sms_in_flight(self, package: Package, group: _Group) -> _Group | None:
-        """Reserve the parts of as many messages of the group as the SMS balance
-        pays for (in order) and mark those in flight, in one transaction. The
-        group that goes (all or a first part of it), or None when not even its
-        first message is paid for."""
-        with self.store.transaction() as tx:
-            if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
-                raise LeaseLost
-            balance = tx.quota_balance("sms", lock=True)
-            going = group.recipients
-            if balance is not None:
-                costs = itertools.accumulate(group.parts.get(r.id, 0) for r in group.recipients)
-                going = [r for r, total in zip(group.recipients, costs, strict=True) if total <= balance]
-                if not going:
-                    return None
-            paid = _Group(recipients=going, broken={k: v for k, v in group.broken.items()
-                                                    if k <= going[-1].id},
-                          envelopes=[e for e in group.envelopes if e.message_id <= going[-1].id],
-                          parts={k: v for k, v in group.parts.items() if k <= going[-1].id})
-            paid.reserved = sum(paid.parts.values()) if balance is not None else 0
-            if paid.reserved:
-                tx.change_quota("sms", -paid.reserved)
-                tx.add_reservation(package.id, paid.reserved)
-            if tx.mark_in_flight(package, going[0].id, going[-1].id) != len(going):
-                raise LeaseLost
-        return paid
-
-    def _sms_short(self, group: _Group) -> str:
-        with self.store.transaction() as tx:
-            balance = tx.quota_balance("sms") or 0
-        first = group.parts.get(group.recipients[0].id, 1)
-        return _quota_message("sms", balance, first)
-
-    def _record_sms(self, tx: Transaction, package: Package, group: _Group, outcomes: Sequence[Outcome],
-                    *, now: datetime) -> None:
-        """Keep the accepted parts' ids; charge the parts the SMSC accepted (all
-        of a sent message, those known of an uncertain one) and give the rest
-        of the group's reservation back."""
-        accepted = [AcceptedPart(message_id=env.message_id, part=n, remote_id=remote_id)
-                    for env, outcome in zip(group.envelopes, outcomes, strict=True)
-                    for n, remote_id in enumerate(outcome.remote_ids, start=1)]
-        tx.record_parts(accepted, now=now)
-        charged = sum(group.parts.get(env.message_id, 0) if outcome.result is Result.SENT
-                      else len(outcome.remote_ids)
-                      for env, outcome in zip(group.envelopes, outcomes, strict=True))
-        if group.reserved:
-            tx.take_reservation(package.id, group.reserved)
-            tx.change_quota("sms", group.reserved - charged)
-
-    def _held_back(self, package: Package, mailing: Mailing) -> bool:
-        """When only messages held for quiet hours are left, the package goes back
-        to pending, not to be claimed before the first may go. True if it did."""
-        if mailing.channel is not Channel.SMS:
-            return False
-        now = self.clock()
-        with self.store.transaction() as tx:
-            until = tx.earliest_hold(package)
-            if until is None:
-                return False
-            tx.mailing(mailing.id, lock=True)
-            tx.change_quota(mailing.channel, tx.close_package(package.id, done=False, now=now))
-            tx.hold_package(package.id, until)
-            lifecycle.complete_cancel(tx, mailing.id, now=now)
-        log.info("package %s of mailing %s waits for quiet hours until %s", package.id, mailing.id,
-                 until.isoformat())
-        return True
 
     def _stopped_by_guards(self, package: Package, mailing: Mailing, transport: Transport,
                            deferred: int, outcomes: Sequence[Outcome], retry: _Retry) -> bool:
@@ -787,53 +581,3 @@ class Worker:
             with self.store.transaction() as tx:
                 if not tx.renew_lease(package.id, owner=self.owner, until=self._lease_until()):
                     raise LeaseLost
-
-
-def _chunks(group: _Group, size: int) -> list[_Chunk]:
-    """The group cut into chunks of ``size`` consecutive messages."""
-    chunks = []
-    for i in range(0, len(group.recipients), size):
-        recipients = group.recipients[i:i + size]
-        ids = {r.id for r in recipients}
-        chunks.append(_Chunk(recipients=recipients,
-                             envelopes=[e for e in group.envelopes if e.message_id in ids],
-                             broken={k: v for k, v in group.broken.items() if k in ids}))
-    return chunks
-
-
-def _stream_plain(transport: Transport, take: Take, done: Done) -> None:
-    """A transport without connections of its own sends its chunks one by one."""
-    while (chunk := take()) is not None:
-        done(chunk, transport.send(chunk))
-
-
-def _tally(part: _Group | _Chunk, outcomes: Sequence[Outcome]) -> _Tally:
-    """Count the replies of ``part`` (its unrenderable messages fail)."""
-    tally = _Tally(failures=[Failure(message_id=mid, status=MessageStatus.FAILED, error=err)
-                             for mid, err in part.broken.items()])
-    customer_of = {r.id: r.customer_id for r in part.recipients}
-    for env, outcome in zip(part.envelopes, outcomes, strict=True):
-        if outcome.result is Result.SENT:
-            tally.sent += 1
-            continue
-        status = {Result.REJECTED: MessageStatus.FAILED, Result.DEFERRED: MessageStatus.QUEUED,
-                  Result.UNCERTAIN: MessageStatus.UNKNOWN}[outcome.result]
-        tally.failures.append(Failure(message_id=env.message_id, status=status, error=outcome.detail,
-                                      smtp_code=outcome.code))
-        if outcome.result is Result.REJECTED:
-            tally.failed += 1
-            if outcome.hard_bounce:
-                tally.bounced.append((customer_of[env.message_id], env.rcpt))
-        elif outcome.result is Result.DEFERRED:
-            tally.deferred += 1
-    return tally
-
-
-def _quota_message(channel: str, balance: int, need: int) -> str:
-    """Why a mailing stopped for want of quota, in the manager's words."""
-    if channel == "sms":
-        parts = "part" if need == 1 else "parts"
-        return (f"The SMS quota is exhausted: {balance} {'part' if balance == 1 else 'parts'} left, "
-                f"the next message needs {need} {parts}. Top up the quota, then resume.")
-    return (f"The {channel} package is exhausted: {balance} left, the next package needs {need}. "
-            "Top up the quota, then resume.")
