@@ -20,7 +20,8 @@ form, and times, from this process:
 * ``GET /mailings/{id}``, the mailing page (signed-in session cookie),
 * ``GET /mailings/{id}/status``, the live status line that page polls,
 
-first for a few seconds with nothing sending (``idle``), then from the moment
+first each alone for ``--idle`` seconds with nothing sending (``idle``; the
+serve process's CPU time a request is measured then), then from the moment
 ``POST /api/v1/mailings/{id}/send`` (which freezes the audience) answers until
 the mailing is Sent. Each endpoint is asked from its own thread on a fixed
 schedule (``--rate`` a second each; a request that overruns its slot delays
@@ -213,6 +214,7 @@ class Endpoint:
     sending: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     last: httpx.Response | None = None
+    cpu_ms: float = 0.0  # CPU time of the serve process a request, with nothing sending
 
     def ask(self, into: list[float]) -> httpx.Response | None:
         start = time.perf_counter()
@@ -272,12 +274,15 @@ def cpu_ticks(pid: int | None = None) -> int:
 # -- one database
 
 
-def run(kind: str, n: int, rate: float, connections: int, idle_s: float) -> dict[str, Any]:
+def run(kind: str, n: int, rate: float, connections: int, idle_s: float,
+        separate: bool = False) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="tidings-load-"))
     url, drop = fresh_database(kind, workdir)
     sink = Sink()
     server: subprocess.Popen[bytes] | None = None
-    figure("database", kind)
+    worker: subprocess.Popen[bytes] | None = None
+    figure("database", kind + (" (worker in its own process: serve --no-worker + tidings worker)"
+                               if separate else " (tidings serve, its worker inside)"))
     try:
         migrate(url)
         settings = Settings(_env_file=None, database_url=url, secret_key=SECRET,  # type: ignore[call-arg]
@@ -301,11 +306,15 @@ def run(kind: str, n: int, rate: float, connections: int, idle_s: float) -> dict
         env = {**os.environ, "TIDINGS_DATABASE_URL": url, "TIDINGS_SECRET_KEY": SECRET,
                "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{sink.port}", "TIDINGS_ADMIN_TOKEN": token,
                "TIDINGS_REQUIRE_VERIFIED_DOMAIN": "false", "TIDINGS_SMTP_CONNECTIONS": str(connections),
-               "TIDINGS_POLL_INTERVAL": "0.2", "TIDINGS_LOG_LEVEL": "WARNING"}
+               "TIDINGS_LOG_LEVEL": "WARNING"}
         exe = str(Path(sys.executable).with_name("tidings"))
         log = open(workdir / "serve.log", "wb")  # noqa: SIM115 (closed with the folder)
-        server = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        server = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port),
+                                   *(["--no-worker"] if separate else [])],
                                   env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        if separate:
+            worker = subprocess.Popen([exe, "worker"], env=env | {"TIDINGS_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+                                      cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -339,22 +348,25 @@ def run(kind: str, n: int, rate: float, connections: int, idle_s: float) -> dict
                 e.ask([])
             e.errors.clear()
 
-        # -- idle: nothing sending
-        stop = threading.Event()
+        # -- idle: nothing sending; one endpoint at a time, for its CPU time a request
+        # (less what serve takes asked nothing: its worker and scheduler polling)
         serve0 = cpu_ticks(server.pid)
-        threads = [steady(e, e.idle, rate, stop) for e in endpoints]
         time.sleep(idle_s)
-        stop.set()
-        for t in threads:
-            t.join()
-        asked = sum(len(e.idle) for e in endpoints)
-        figure("serve_cpu_ms_per_request_idle",
-               round((cpu_ticks(server.pid) - serve0) / os.sysconf("SC_CLK_TCK") / max(asked, 1) * 1000, 1),
-               f"(all three endpoints, {asked} requests)")
+        background = (cpu_ticks(server.pid) - serve0) / idle_s
+        for e in endpoints:
+            stop = threading.Event()
+            serve0 = cpu_ticks(server.pid)
+            thread = steady(e, e.idle, rate, stop)
+            time.sleep(idle_s)
+            stop.set()
+            thread.join()
+            used = cpu_ticks(server.pid) - serve0 - background * idle_s
+            e.cpu_ms = used / os.sysconf("SC_CLK_TCK") / len(e.idle) * 1000
 
         # -- send, and ask while it sends
         load_before = os.getloadavg()
         machine0, serve0, sink0 = cpu_ticks(), cpu_ticks(server.pid), cpu_ticks(sink.proc.pid)
+        worker0 = cpu_ticks(worker.pid) if worker else 0
         clock0 = time.perf_counter()
         sent = api.post(f"/api/v1/mailings/{mid}/send", timeout=600)
         started = time.perf_counter()
@@ -383,19 +395,22 @@ def run(kind: str, n: int, rate: float, connections: int, idle_s: float) -> dict
         machine = (cpu_ticks() - machine0) / ticks
         serve_cpu = (cpu_ticks(server.pid) - serve0) / ticks
         sink_cpu = (cpu_ticks(sink.proc.pid) - sink0) / ticks
+        worker_cpu = (cpu_ticks(worker.pid) - worker0) / ticks if worker else 0.0
         load_after = os.getloadavg()
 
         final = api.get(f"/api/v1/mailings/{mid}").json()
         progress = final["progress"]
         figure("status", f"{final['status']} ({progress['sent']} sent, {progress['failed']} failed, "
                          f"{sink.accepted.value} accepted by the sink)")
-        result: dict[str, Any] = {"db": kind, "customers": n,
+        result: dict[str, Any] = {"db": kind, "customers": n, "separate": separate,
                                   "msgs_per_s": progress["sent"] / elapsed}
         figure("send_msgs_per_s", round(result["msgs_per_s"]),
                f"(POST /send answered to Sent: {elapsed:.1f} s)")
         figure("machine_cpu_busy_cores", round(machine, 2),
-               f"(of {os.cpu_count()}; serve {serve_cpu:.2f}, sink {sink_cpu:.2f}, "
-               f"the rest {machine - serve_cpu - sink_cpu:.2f}, this client included)")
+               f"(of {os.cpu_count()}; serve {serve_cpu:.2f}, "
+               + (f"worker {worker_cpu:.2f}, " if worker else "")
+               + f"sink {sink_cpu:.2f}, the rest {machine - serve_cpu - worker_cpu - sink_cpu:.2f}, "
+               "this client and the database included)")
         figure("load_average", f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
         for e in endpoints:
             for phase, values in (("idle", e.idle), ("sending", e.sending)):
@@ -405,12 +420,19 @@ def run(kind: str, n: int, rate: float, connections: int, idle_s: float) -> dict
                 result[(e.name, phase)] = p
                 figure(f"{e.name}_{phase}_ms", " / ".join(f"{k} {v:.1f}" for k, v in p.items()),
                        f"({len(values)} requests)")
+            figure(f"{e.name}_serve_cpu_ms_per_request", round(e.cpu_ms, 1), "(idle)")
             if e.errors:
                 figure(f"{e.name}_errors", len(e.errors), f"(first: {e.errors[0]})")
         for c in (api, web, *(e.client for e in endpoints)):
             c.close()
         return result
     finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         if server is not None:
             server.send_signal(signal.SIGTERM)
             try:
@@ -429,6 +451,8 @@ def row(r: dict[str, Any]) -> str:
         return f"{p['p50']:.0f} / {p['p99']:.0f}"
 
     name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[r["db"]]
+    if r["separate"]:
+        name += ", worker apart"
     return (f"| {name} | {r['customers']:,} | {r['msgs_per_s']:,.0f} | {ms('api')} | {ms('page')} "
             f"| {ms('status_line')} |")
 
@@ -441,11 +465,14 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=5, help="requests a second to each endpoint")
     parser.add_argument("--connections", type=int, default=8, help="SMTP connections of the worker")
-    parser.add_argument("--idle", type=float, default=10, help="seconds of asking before the send")
+    parser.add_argument("--idle", type=float, default=10,
+                        help="seconds of asking each endpoint alone, before the send")
+    parser.add_argument("--worker-apart", action="store_true",
+                        help="send from `tidings worker` in its own process (`serve --no-worker`)")
     args = parser.parse_args()
     figure("machine", f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
                       f"load average {os.getloadavg()[0]:.2f}")
-    results = [run(kind, args.customers, args.rate, args.connections, args.idle)
+    results = [run(kind, args.customers, args.rate, args.connections, args.idle, args.worker_apart)
                for kind in args.db or ["sqlite", "postgresql"]]
     print("\n| database | customers | msg/s | API p50 / p99 ms | page p50 / p99 ms "
           "| status line p50 / p99 ms |\n|---|---|---|---|---|---|")
