@@ -17,6 +17,7 @@ JSON body reader (:mod:`tidings.api.json_body`)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,7 +47,7 @@ from tidings.api.limits import RequestLimitMiddleware
 from tidings.api.rate_limits import RateLimits, default_limits
 from tidings.services import feedback
 from tidings.services.context import Context
-from tidings.services.sending import make_worker
+from tidings.services.sending import WORKER_SWITCH_INTERVAL, make_worker
 from tidings.web import build_web_router
 from tidings.web.security import SecurityHeaders
 
@@ -67,8 +68,12 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = None
         thread = None
+        switch = sys.getswitchinterval()
         app.state.bounce_listener = listener = feedback.start_listener(ctx)
         if run_worker:
+            # The worker's render thread keeps the GIL busy, and a request gives it up at
+            # every database round trip: a short switch interval hands it back sooner.
+            sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
             worker = make_worker(ctx)
             thread = threading.Thread(target=worker.run, name="tidings-worker", daemon=True)
             thread.start()
@@ -78,6 +83,7 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
             if worker is not None and thread is not None:
                 worker.stop_event.set()
                 thread.join(timeout=30)
+                sys.setswitchinterval(switch)
             if listener is not None:
                 listener.stop()
 

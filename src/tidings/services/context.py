@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ class Context:
     settings: Settings
     engine: sa.Engine
     clock: Callable[[], datetime] = field(default=utcnow)
+    # The read open on each thread, which a read started inside it joins.
+    _reading: threading.local = field(default_factory=threading.local, init=False, repr=False,
+                                      compare=False)
 
     @classmethod
     def create(cls, settings: Settings, *, migrate_schema: bool = True) -> Context:
@@ -46,11 +50,25 @@ class Context:
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
         """A read-only transaction: one consistent snapshot that, on SQLite, does
-        not hold the write lock (so a slow report never stalls the workers)."""
+        not hold the write lock (so a slow report never stalls the workers).
+
+        A read started inside another on the same thread is that read: a page
+        that calls several services inside one ``ctx.read()`` takes one pooled
+        connection and one transaction, not one each (on PostgreSQL every
+        checkout is a ping, a BEGIN and a COMMIT: round trips that, in ``tidings
+        serve``, each wait for the GIL the sending worker holds)."""
+        outer = getattr(self._reading, "conn", None)
+        if outer is not None:
+            yield outer
+            return
         with self.engine.connect() as conn:
             conn = conn.execution_options(read_only=True)
             with conn.begin():
-                yield conn
+                self._reading.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._reading.conn = None
 
     def now(self) -> datetime:
         return self.clock()

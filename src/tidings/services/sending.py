@@ -18,6 +18,13 @@ from tidings.store.sending import SqlStore
 from tidings.transports.base import Envelope, Transport
 from tidings.transports.factory import make_sms_transport, make_transport
 
+#: The GIL switch interval of a process that sends (``sys.setswitchinterval``; Python's
+#: default is 0.005 s). The worker's render thread is CPU-bound while its SMTP threads,
+#: and in ``tidings serve`` the web requests, wait on sockets: a short interval hands the
+#: GIL sooner to a thread whose reply has arrived (more messages a second, and requests
+#: that do not wait 5 ms at each database round trip; see ``bench/load.py``).
+WORKER_SWITCH_INTERVAL = 0.0005
+
 
 def make_worker(ctx: Context, transport: Transport | None = None) -> Worker:
     """A worker sending through ``transport`` (default: ``TIDINGS_SMTP_URL``)."""

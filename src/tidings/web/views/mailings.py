@@ -165,18 +165,21 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
                      values: dict[str, dict[str, Any]] | None = None,
                      confirm: str = "", menu: str = "") -> Response:
         """The page; ``confirm`` names the confirmation to show open and ``menu``
-        the menu (how the page works without JavaScript)."""
-        mailing = mailings.get(ctx, mailing_id)
+        the menu (how the page works without JavaScript). Everything it shows is
+        read in one transaction (see :meth:`Context.read`)."""
+        with ctx.read():
+            mailing = mailings.get(ctx, mailing_id)
+            reached = audience_of(mailing)
+            not_ready = _not_ready(mailing, reached["segment"], reached["reach"])
+            shown = {**reached, **statistics(mailing), "sms_cost": sms_cost(mailing, not_ready),
+                     "templates": {t["id"]: t for t in template_service.list_templates(ctx)},
+                     "segments": audience.list_segments(ctx)}
         state = MailingStatus(mailing["status"])
         editable, lock_reason = _editable(mailing, ctx.now())
-        reached = audience_of(mailing)
-        not_ready = _not_ready(mailing, reached["segment"], reached["reach"])
         return render(
             request, "mailing.html", status_code=status, mailing=mailing,
-            **reached, **statistics(mailing), confirm=confirm, menu=menu,
-            not_ready=not_ready, sms_cost=sms_cost(mailing, not_ready),
-            templates={t["id"]: t for t in template_service.list_templates(ctx)},
-            segments=audience.list_segments(ctx), package_size=ctx.settings.package_size,
+            **shown, confirm=confirm, menu=menu, not_ready=not_ready,
+            package_size=ctx.settings.package_size,
             smtp_retry_for=ctx.settings.smtp_retry_for, lock_before=rules.LOCK_BEFORE,
             after_cancel=rules.next_status(state, Action.CANCEL).value
             if "cancel" in mailing["actions"] else None,
