@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from tests.smtpserver import free_port
+from tests.serving import free_port, wait_until_healthy
 from tidings.store.tables import messages
 
 TIDINGS = str(Path(sys.executable).with_name("tidings"))
@@ -73,19 +73,8 @@ class Proc:
         return self
 
     def _wait_until_answering(self, timeout: float = 60) -> None:
-        assert self.popen is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.name} stopped:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} never answered /healthz:\n{self.log()}")
-            time.sleep(0.1)
+        assert self.popen is not None and self.url is not None
+        wait_until_healthy(self.url, self.popen, timeout=timeout, output=self.log)
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, no cleanup."""

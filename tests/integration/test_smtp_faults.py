@@ -25,7 +25,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.builders import draft_mailing, numbered
-from tests.faultysmtp import FaultySmtp, tls_context
+from tests.faultysmtp import FaultySmtp
+from tests.smtpserver import tls_context
 from tidings.engine.worker import FIRST_RETRY_DELAY, Worker
 from tidings.services.sending import make_worker
 from tidings.store.tables import messages

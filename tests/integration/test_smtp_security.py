@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
-from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.smtpserver import Handler, free_port
+from tests.smtpserver import tls_context as self_signed
 from tidings.transports.base import Envelope, Result
 from tidings.transports.smtp import SmtpTransport
 
@@ -22,20 +17,7 @@ from tidings.transports.smtp import SmtpTransport
 @pytest.fixture(scope="module")
 def tls_context(tmp_path_factory) -> ssl.SSLContext:
     """A self-signed certificate for 127.0.0.1, made for this run."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    folder: Path = tmp_path_factory.mktemp("tls")
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return context
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def check_login(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
