@@ -604,3 +604,14 @@ def test_filling_in_static_links_renders_exactly_what_searching_the_output_does(
 
         assert template.render(ctx, link=fast, link_prefix=TRACKED) == template.render(ctx, link=slow)
         assert set(slow_calls) <= set(fast_calls)  # plus literal links in a branch not taken
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("{{ '\\x00' }}é", "\ufffdé"),
+    ("{{ '\\ud800' }}é", "\ufffdé"),
+    ("a{{ '\\udfff' }}b{{ '\\x00' }}c", "a\ufffdb\ufffdc"),
+    ("Göteborg {{ 'ok' }} 😀", "Göteborg ok 😀"),  # a real pair of surrogates stays
+])
+def test_a_rendered_message_has_no_nul_and_no_lone_surrogate(expression: str, expected: str) -> None:
+    rendered = compile_email(subject="S", html="", text=expression).render({"customer": {}})
+    assert rendered.text == expected
