@@ -375,10 +375,7 @@ class Worker(SmsSending):
         are in, several in one commit. Returns the outcomes in order, how many
         were deferred, and whether all of the group went (False when the
         worker was asked to stop)."""
-        if self.settings.send_rate > 0 and group.envelopes:
-            wait = self.store.take_send_slot(len(group.envelopes), self.settings.send_rate)
-            if wait > 0:
-                self.sleep(wait)
+        self._wait_for_send_slot(len(group.envelopes))
         stream = getattr(transport, "stream", None)
         size = self.settings.send_chunk if stream is not None else len(group.recipients)
         window = Window(cut_chunks(group, size), self.stop_event)
@@ -512,11 +509,15 @@ class Worker(SmsSending):
         return Group(recipients=recipients, envelopes=envelopes, broken=broken)
 
     def _send(self, transport: Transport, envelopes: Sequence[Envelope]) -> list[Outcome]:
-        if self.settings.send_rate > 0 and envelopes:
-            wait = self.store.take_send_slot(len(envelopes), self.settings.send_rate)
+        self._wait_for_send_slot(len(envelopes))
+        return transport.send(envelopes) if envelopes else []
+
+    def _wait_for_send_slot(self, count: int) -> None:
+        """Under ``TIDINGS_SEND_RATE``, wait until ``count`` messages may go."""
+        if self.settings.send_rate > 0 and count:
+            wait = self.store.take_send_slot(count, self.settings.send_rate)
             if wait > 0:
                 self.sleep(wait)
-        return transport.send(envelopes) if envelopes else []
 
     def _record(self, package: Package, mailing: Mailing, group: Group,
                 outcomes: Sequence[Outcome]) -> int:
