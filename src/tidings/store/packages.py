@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from tidings.domain.mailings import MailingStatus, Progress
 from tidings.domain.messages import IN_PACKAGES, Failure, MessageStatus, Package, PackageStatus, Recipient
@@ -246,27 +247,44 @@ def mark_in_flight(conn: sa.Connection, package: Package, first_id: int, last_id
     ).rowcount
 
 
+def _id_among(conn: sa.Connection, ids: Sequence[int]) -> tuple[sa.ColumnElement[bool], dict[str, Any]]:
+    """``messages.id`` among ``ids``, and its parameters: on PostgreSQL one array
+    (``= ANY``: one statement whatever the count, compiled and prepared once), on
+    SQLite an ``IN`` list."""
+    if conn.dialect.name == "postgresql":
+        among = msg.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)))
+    else:
+        among = msg.c.id.in_(sa.bindparam("ids", expanding=True))
+    return among, {"ids": list(ids)}
+
+
 def mark_ids_in_flight(conn: sa.Connection, package: Package, ids: Sequence[int]) -> int:
-    """Queued messages among ``ids`` become ``sending`` (not those held); how many."""
+    """Queued messages among ``ids`` (all of ``package``) become ``sending``
+    (not those held); how many.
+
+    By id alone, as :func:`record_sent`: with the package's bounds in the
+    condition, PostgreSQL (whose statistics lag behind a freshly frozen
+    audience) walked the package's whole range in ``ix_messages_mailing_status``
+    for a handful of ids, 4-19 ms a statement instead of well under one."""
+    among, params = _id_among(conn, ids)
     return conn.execute(
-        msg.update()
-        .where(_in_package(package), msg.c.id.in_(sa.bindparam("ids", expanding=True)),
-               msg.c.status == Q, msg.c.not_before.is_(None))
-        .values(status=SENDING), {"ids": list(ids)}
+        msg.update().where(among, msg.c.status == Q, msg.c.not_before.is_(None)).values(status=SENDING),
+        params,
     ).rowcount
 
 
 def record_sent(conn: sa.Connection, package: Package, *, sent: Sequence[int],
                 failures: Sequence[Failure], now: datetime) -> None:
-    """The in-flight (or unknown, after a takeover) messages ``sent`` become
-    ``sent``, and ``failures`` are written; a closed package is recounted."""
+    """The in-flight (or unknown, after a takeover) messages ``sent`` (all of
+    ``package``) become ``sent``, and ``failures`` are written; a closed package
+    is recounted."""
     closed = _lock_package(conn, package)
     if sent:
+        among, params = _id_among(conn, sent)
         conn.execute(
             msg.update()
-            .where(_in_package(package), msg.c.id.in_(sa.bindparam("ids", expanding=True)),
-                   msg.c.status.in_((SENDING, MessageStatus.UNKNOWN.value)))
-            .values(status=MessageStatus.SENT.value, sent_at=now), {"ids": list(sent)}
+            .where(among, msg.c.status.in_((SENDING, MessageStatus.UNKNOWN.value)))
+            .values(status=MessageStatus.SENT.value, sent_at=now), params
         )
     _write_failures(conn, failures)
     if closed:
