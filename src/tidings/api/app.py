@@ -13,7 +13,9 @@ Around every request, outermost first: security headers
 envelope (:mod:`tidings.api.errors`), the body and address limits
 (:mod:`tidings.api.limits`), rate limits on the public endpoints
 (:mod:`tidings.api.rate_limits`, kept in ``app.state.rate_limits``), and the
-JSON body reader (:mod:`tidings.api.json_body`)."""
+JSON body reader (:mod:`tidings.api.json_body`). Outside them all,
+:class:`CountRequests` counts the requests being answered, for the sending
+worker in the same process to give way to them."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
 from tidings.api import (
@@ -47,7 +50,7 @@ from tidings.api.limits import RequestLimitMiddleware
 from tidings.api.rate_limits import RateLimits, default_limits
 from tidings.services import feedback
 from tidings.services.context import Context
-from tidings.services.sending import WORKER_SWITCH_INTERVAL, make_worker
+from tidings.services.sending import WORKER_SWITCH_INTERVAL, Foreground, make_worker
 from tidings.web import build_web_router
 from tidings.web.security import SecurityHeaders
 
@@ -72,9 +75,10 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
         app.state.bounce_listener = listener = feedback.start_listener(ctx)
         if run_worker:
             # The worker's render thread keeps the GIL busy, and a request gives it up at
-            # every database round trip: a short switch interval hands it back sooner.
+            # every database round trip: a short switch interval hands it back sooner,
+            # and the worker gives way while requests are answered.
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
-            worker = make_worker(ctx)
+            app.state.worker = worker = make_worker(ctx, foreground=foreground)
             thread = threading.Thread(target=worker.run, name="tidings-worker", daemon=True)
             thread.start()
         try:
@@ -91,12 +95,14 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
                   description="Email and SMS mailings to a shop's customers.",
                   docs_url=None, redoc_url=None)
     app.state.ctx = ctx
+    app.state.foreground = foreground = Foreground()
     app.add_middleware(JsonBodyMiddleware)
     app.state.rate_limits = default_limits() if ctx.settings.rate_limits else ()
     app.add_middleware(RateLimits, settings=ctx.settings, limits=app.state.rate_limits)
     app.add_middleware(RequestLimitMiddleware, settings=ctx.settings)
     errors.install(app)  # its catch-all wraps everything but the headers
-    app.add_middleware(SecurityHeaders, settings=ctx.settings)  # outermost: every answer has them
+    app.add_middleware(SecurityHeaders, settings=ctx.settings)  # every answer has them
+    app.add_middleware(CountRequests, foreground=foreground)  # outermost
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(build_web_router(ctx))
@@ -111,4 +117,23 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
     return app
 
 
-__all__ = ["create_app"]
+class CountRequests:
+    """Counts the requests being answered, for the worker in this process to
+    give way to them (:class:`~tidings.engine.foreground.Foreground`)."""
+
+    def __init__(self, app: ASGIApp, foreground: Foreground) -> None:
+        self.app = app
+        self.foreground = foreground
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.foreground.enter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.foreground.leave()
+
+
+__all__ = ["CountRequests", "create_app"]

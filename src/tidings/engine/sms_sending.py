@@ -21,6 +21,7 @@ from tidings.domain.messages import AcceptedPart, Package, Recipient, quota_mess
 from tidings.domain.phones import number_time_zones
 from tidings.domain.quiet_hours import QuietHours, recipient_zones, wait_until, zone
 from tidings.engine import lifecycle
+from tidings.engine.foreground import Foreground
 from tidings.engine.ports import LeaseLost, Store, Transaction
 from tidings.engine.render import SmsRenderer
 from tidings.engine.window import Group, render_each
@@ -36,6 +37,7 @@ class SmsSending:
     settings: Settings
     owner: str
     clock: Callable[[], datetime]
+    foreground: Foreground | None
 
     if TYPE_CHECKING:
         def _lease_until(self) -> datetime: ...
@@ -60,7 +62,7 @@ class SmsSending:
                     with self.store.transaction() as tx:
                         tx.hold_messages(held)
                     continue
-            envelopes, broken = render_each(renderer, recipients)
+            envelopes, broken = render_each(renderer, recipients, self.foreground)
             parts = {env.message_id: sms.summarize(env.data.decode("utf-8", "replace")).parts
                      for env in envelopes}
             return Group(recipients=recipients, envelopes=envelopes, broken=broken, parts=parts)

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from tidings.domain.messages import Failure, MessageStatus, Recipient
+from tidings.engine.foreground import Foreground
 from tidings.engine.render import EmailRenderer, SmsRenderer
 from tidings.errors import TidingsError
 from tidings.transports.base import Done, Envelope, Outcome, Result, Take, Transport
@@ -156,12 +157,15 @@ def count_replies(part: Group | Chunk, outcomes: Sequence[Outcome]) -> Tally:
     return tally
 
 
-def render_each(renderer: EmailRenderer | SmsRenderer, recipients: Sequence[Recipient]
-                ) -> tuple[list[Envelope], dict[int, str]]:
-    """Each recipient's message rendered; one whose render fails is kept apart with why."""
+def render_each(renderer: EmailRenderer | SmsRenderer, recipients: Sequence[Recipient],
+                foreground: Foreground | None = None) -> tuple[list[Envelope], dict[int, str]]:
+    """Each recipient's message rendered; one whose render fails is kept apart with
+    why. Between two messages the requests of ``foreground`` go first."""
     envelopes: list[Envelope] = []
     broken: dict[int, str] = {}
     for recipient in recipients:
+        if foreground is not None and foreground.active:
+            foreground.give_way()
         try:
             envelopes.append(renderer.envelope(recipient))
         except TidingsError as exc:

@@ -72,6 +72,7 @@ from tidings.domain.mailings import Channel, InterruptCode, Mailing
 from tidings.domain.messages import Package, quota_message
 from tidings.domain.reputation import verdict
 from tidings.engine import lifecycle, scheduler
+from tidings.engine.foreground import Foreground
 from tidings.engine.ports import LeaseLost, Store, Transaction
 from tidings.engine.render import EmailRenderer, SmsRenderer, renderer_for
 from tidings.engine.sms_sending import SmsSending
@@ -124,6 +125,9 @@ class Worker(SmsSending):
     #: How the worker waits (tests replace it to run without pausing).
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    #: The requests of the web server this worker shares a process with (``tidings
+    #: serve``): it gives way to them between two messages it renders.
+    foreground: Foreground | None = None
 
     def __post_init__(self) -> None:
         self._sms: Transport | None = None
@@ -505,7 +509,7 @@ class Worker(SmsSending):
             recipients = tx.next_group(package, size, after=after)
         if not recipients:
             return None
-        envelopes, broken = render_each(renderer, recipients)
+        envelopes, broken = render_each(renderer, recipients, self.foreground)
         return Group(recipients=recipients, envelopes=envelopes, broken=broken)
 
     def _send(self, transport: Transport, envelopes: Sequence[Envelope]) -> list[Outcome]:

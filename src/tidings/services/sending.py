@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from tidings.domain.sms import DeliveryReceipt, InboundMessage
 from tidings.engine import scheduler
+from tidings.engine.foreground import Foreground as Foreground  # the web server counts its requests
 from tidings.engine.worker import Worker
 from tidings.services import receipts, replies
 from tidings.services.context import Context
@@ -26,8 +27,11 @@ from tidings.transports.factory import make_sms_transport, make_transport
 WORKER_SWITCH_INTERVAL = 0.0005
 
 
-def make_worker(ctx: Context, transport: Transport | None = None) -> Worker:
-    """A worker sending through ``transport`` (default: ``TIDINGS_SMTP_URL``)."""
+def make_worker(ctx: Context, transport: Transport | None = None, *,
+                foreground: Foreground | None = None) -> Worker:
+    """A worker sending through ``transport`` (default: ``TIDINGS_SMTP_URL``),
+    giving way to the requests of ``foreground`` (the web server it shares a
+    process with)."""
     s = ctx.settings
     if transport is None:
         transport = make_transport(s.smtp_url, connections=s.smtp_connections, timeout=s.smtp_timeout)
@@ -54,7 +58,7 @@ def make_worker(ctx: Context, transport: Transport | None = None) -> Worker:
     # holds; the API (ctx.store) answers 503 at once instead.
     store = SqlStore(ctx.engine, wait_for=s.worker_lease)
     return Worker(store=store, settings=s, secret=ctx.secret, transport=transport,
-                  sms_transport=sms_transport, clock=ctx.now)
+                  sms_transport=sms_transport, clock=ctx.now, foreground=foreground)
 
 
 def start_due(ctx: Context) -> int:
