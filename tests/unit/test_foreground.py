@@ -113,7 +113,12 @@ def test_the_web_server_counts_the_requests_it_answers() -> None:
     except RuntimeError:
         pass
     asyncio.run(middleware({"type": "lifespan"}, receive, send))
-    assert seen == [1, 1, 0]  # counted while answered; the app's life is no request
+    asyncio.run(middleware({"type": "http", "path": "/t/o/some-token"}, receive, send))
+    asyncio.run(middleware({"type": "http", "path": "/u/some-token"}, receive, send))
+    asyncio.run(middleware({"type": "http", "path": "/api/v1/mailings/1"}, receive, send))
+    # Counted while answered; the app's life is no request, nor is a recipient's open,
+    # click or unsubscribe page (a mailing that many open must not slow its own sending).
+    assert seen == [1, 1, 0, 0, 0, 1]
     assert fg.active == 0  # a failed request is no longer counted either
 
 

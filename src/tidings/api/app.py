@@ -118,15 +118,20 @@ def create_app(ctx: Context, *, run_worker: bool = False) -> FastAPI:
 
 
 class CountRequests:
-    """Counts the requests being answered, for the worker in this process to
-    give way to them (:class:`~tidings.engine.foreground.Foreground`)."""
+    """Counts the requests of people at work (the API and the web UI) being
+    answered, for the worker in this process to give way to them
+    (:class:`~tidings.engine.foreground.Foreground`). Recipients' requests (the
+    tracking pixel and links, unsubscribe pages, images) are not counted: a
+    mailing that many open at once must not slow its own sending."""
+
+    RECIPIENTS = ("/t/", "/u/", "/media/", "/shop/", "/static/", "/healthz")
 
     def __init__(self, app: ASGIApp, foreground: Foreground) -> None:
         self.app = app
         self.foreground = foreground
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.RECIPIENTS):
             await self.app(scope, receive, send)
             return
         self.foreground.enter()

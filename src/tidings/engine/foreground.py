@@ -10,9 +10,11 @@ server counts the requests it is answering (:meth:`Foreground.enter` and
 :meth:`Foreground.give_way` between two messages and, while any request is
 being answered, sleeps in short steps, which lets the request's threads run.
 
-It never gives more than ``share`` (80%) of each second away: a flood of
-requests (a tracking pixel opened by thousands, say) slows the rendering down
-to a fifth, never stops it. Only the render thread gives way; the connections
+Only the requests of people at work (the API and the web UI) count, not the
+recipients' (opens, clicks, unsubscribe pages; see
+:class:`tidings.api.app.CountRequests`), and it never gives more than
+``share`` (80%) of each second away: a flood of requests slows the rendering
+down to a fifth, never stops it. Only the render thread gives way; the connections
 and the thread that writes their records carry on (the messages rendered
 already go out), so sending slows only once the rendered messages run out.
 """
