@@ -394,6 +394,7 @@ class Worker(SmsSending):
 
         streaming = self._streamer.submit(run)
         outcomes: dict[int, Outcome] = {}
+        guard = Tally()  # replies written whose guard counts are not yet (once a group)
         deferred = 0
         lost = False
         failed: BaseException | None = None
@@ -418,7 +419,8 @@ class Worker(SmsSending):
                     deferred += outcome.result is Result.DEFERRED
             if failed is None:
                 try:
-                    held = self._write_window(package, mailing, [] if lost else marks, replies)
+                    held = self._write_window(package, mailing, [] if lost else marks, replies,
+                                              guard, last=ended)
                     lost = lost or not held
                 except BaseException as exc:  # noqa: BLE001 - the connections must be let go first
                     failed = exc
@@ -436,10 +438,15 @@ class Worker(SmsSending):
         return ordered, deferred, not window.chunks
 
     def _write_window(self, package: Package, mailing: Mailing, marks: Sequence[Chunk],
-                      replies: Sequence[tuple[Chunk, list[Outcome]]]) -> bool:
+                      replies: Sequence[tuple[Chunk, list[Outcome]]], guard: Tally, *,
+                      last: bool) -> bool:
         """One commit: the replies that came in, then the chunks about to go out
         marked in flight (a chunk with nothing to send is failed at once).
-        False when the lease is lost (the replies are written all the same)."""
+        False when the lease is lost (the replies are written all the same).
+
+        The reputation guard's counts of the replies are added up in ``guard``
+        and written with the group's ``last`` commit (the guard reads them after
+        each group): one statement a group instead of one a commit."""
         now = self.clock()
         total, sent = Tally(), []
         for chunk, chunk_outcomes in replies:
@@ -449,10 +456,14 @@ class Worker(SmsSending):
             total.failures += tally.failures
             total.sent, total.failed = total.sent + tally.sent, total.failed + tally.failed
             total.bounced += tally.bounced
+        guard.sent, guard.failed = guard.sent + total.sent, guard.failed + total.failed
         with self.store.transaction() as tx:
             if replies:
                 tx.record_sent(package, sent=sent, failures=total.failures, now=now)
-                self._write_counts(tx, package, mailing, total, now=now)
+                self._write_counts(tx, package, mailing, total, now=now, guard=False)
+            if last and (guard.sent or guard.failed):
+                tx.add_guard_counts(mailing.id, sent=guard.sent, failed=guard.failed)
+                guard.sent = guard.failed = 0
             if not marks:
                 return True
             # Marking needs the messages queued, so two workers never mark the same one;
@@ -477,9 +488,10 @@ class Worker(SmsSending):
         self._write_counts(tx, package, mailing, tally, now=now)
 
     def _write_counts(self, tx: Transaction, package: Package, mailing: Mailing, tally: Tally, *,
-                      now: datetime) -> None:
-        """The guard's counts, the reservation used, and the hard bounces of ``tally``."""
-        if tally.sent or tally.failed:
+                      now: datetime, guard: bool = True) -> None:
+        """The guard's counts (unless ``guard`` is False), the reservation used,
+        and the hard bounces of ``tally``."""
+        if guard and (tally.sent or tally.failed):
             tx.add_guard_counts(mailing.id, sent=tally.sent, failed=tally.failed)
         if mailing.channel is not Channel.SMS and tally.sent and package.reserved:
             tx.take_reservation(package.id, tally.sent)
