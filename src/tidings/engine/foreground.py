@@ -14,9 +14,9 @@ Only the requests of people at work (the API and the web UI) count, not the
 recipients' (opens, clicks, unsubscribe pages; see
 :class:`tidings.api.app.CountRequests`), and it never gives more than
 ``share`` (80%) of each second away: a flood of requests slows the rendering
-down to a fifth, never stops it. Only the render thread gives way; the connections
-and the thread that writes their records carry on (the messages rendered
-already go out), so sending slows only once the rendered messages run out.
+down to a fifth, never stops it. Only the render thread gives way; the
+connections and the thread that writes their records carry on (the messages
+rendered already go out), so sending slows only once those run out.
 """
 
 from __future__ import annotations
@@ -68,4 +68,3 @@ class Foreground:
         waited = now - start
         self._given += waited
         return waited
-
