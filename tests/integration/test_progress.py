@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tests.builders import draft_mailing, numbered
 from tidings.domain.mailings import Progress
-from tidings.engine.window import cut_chunks
+from tidings.engine.window import Tally, cut_chunks
 from tidings.services.sending import make_worker
 from tidings.store import mailings as store
 from tidings.store import packages
@@ -89,7 +89,8 @@ def test_a_late_result_after_a_takeover_still_counts(make_ctx, api_for, smtp_ser
     group = slow._prepare_group(package, renderer, 5)
     assert group is not None
     (chunk,) = cut_chunks(group, 5)
-    assert slow._write_window(package, mailing, [chunk], [])  # five in flight ... and it stalls
+    # five in flight ... and it stalls
+    assert slow._write_window(package, mailing, [chunk], [], Tally(), last=True)
 
     clock["now"] = base + timedelta(seconds=31)  # its lease runs out; another worker takes over
     make_worker(ctx).run_until_idle()
@@ -97,7 +98,7 @@ def test_a_late_result_after_a_takeover_still_counts(make_ctx, api_for, smtp_ser
         assert packages.progress(conn, mid).unknown == 5
 
     outcomes = slow._send(slow.transport, group.envelopes)  # the stalled replies arrive at last
-    slow._write_window(package, mailing, [], [(chunk, outcomes)])
+    slow._write_window(package, mailing, [], [(chunk, outcomes)], Tally(), last=True)
     slow.close()
 
     fast, counted_ = snapshot(ctx, mid)
