@@ -124,14 +124,15 @@ class CountRequests:
     tracking pixel and links, unsubscribe pages, images) are not counted: a
     mailing that many open at once must not slow its own sending."""
 
-    RECIPIENTS = ("/t/", "/u/", "/media/", "/shop/", "/static/", "/healthz")
+    #: Recipients' pages and files, then the UI's static files and the health probe.
+    NOT_COUNTED = ("/t/", "/u/", "/media/", "/shop/", "/static/", "/healthz")
 
     def __init__(self, app: ASGIApp, foreground: Foreground) -> None:
         self.app = app
         self.foreground = foreground
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.RECIPIENTS):
+        if scope["type"] != "http" or scope["path"].startswith(self.NOT_COUNTED):
             await self.app(scope, receive, send)
             return
         self.foreground.enter()
