@@ -40,6 +40,18 @@ from tests.smtpserver import SmtpServer, free_port
 pytestmark = pytest.mark.slow
 
 
+PASSWORD = "long enough password"
+
+
+def signed_in(person: httpx.Client) -> None:
+    """Sign ``person`` in as ann@shop.example through the sign-in form."""
+    form = person.get("/sign-in").text
+    csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    answer = person.post("/sign-in", data={"email": "ann@shop.example", "password": PASSWORD,
+                                           "csrf_token": csrf})
+    assert answer.status_code == 303, answer.text
+
+
 @pytest.fixture
 def own_postgres() -> Iterator[ThrowawayPostgres]:
     """A PostgreSQL of this test's own, to be stopped and started (never the shared one)."""
@@ -59,10 +71,16 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
         own_postgres: ThrowawayPostgres, smtp_server: SmtpServer, tmp_path: Path) -> None:
     url = own_postgres.url
     env = tidings_env(url, smtp_server.url, worker_lease=10)
+    made = subprocess.run([TIDINGS, "user", "create", "--email", "ann@shop.example", "--password",
+                           PASSWORD, "--role", "manager"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert made.returncode == 0, made.stderr
     web = serve(env, tmp_path, "--no-worker", name="serve")
     api = HttpApi(web)
+    person = httpx.Client(base_url=str(web.url), timeout=60)
     sender = None
     try:
+        signed_in(person)
         mid = draft_mailing(api, numbered(300))["mailing"]["id"]
         api.ok("POST", f"/mailings/{mid}/send")
         smtp_server.handler.delay = 0.02
@@ -79,17 +97,26 @@ def test_postgresql_stopped_mid_mailing_the_worker_waits_then_finishes_without_r
         assert int(down.headers["Retry-After"]) >= 1
         documented = httpx.get(f"{web.url}/openapi.json").json()
         assert "503" in documented["paths"]["/api/v1/mailings/{mailing_id}"]["get"]["responses"]
+        # The manager, signed in, gets a page in words, not JSON or a traceback.
+        page = person.get(f"/mailings/{mid}")
+        assert page.status_code == 503, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert "try again in a moment" in page.text and "Traceback" not in page.text
+        assert int(page.headers["Retry-After"]) >= 1
         time.sleep(4)
         during = len(smtp_server.messages) - at_halt
         own_postgres.resume()
         outage = time.monotonic() - halted
 
         final = wait_for_status(api, mid, {"sent"}, timeout=90)
+        back = person.get(f"/mailings/{mid}")  # the same session, once it answers again
+        assert back.status_code == 200 and "Sent" in back.text, back.text
     finally:
         if sender is not None:
             sender.stop()
         web.stop()
         api.close()
+        person.close()
 
     # While the database was away at most the group already handed over went out.
     assert during <= 10
