@@ -49,26 +49,35 @@ class Context:
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
-        """A read-only transaction: one consistent snapshot that, on SQLite, does
+        """A read-only transaction: on SQLite one consistent snapshot that does
         not hold the write lock (so a slow report never stalls the workers).
 
         A read started inside another on the same thread is that read: a page
         that calls several services inside one ``ctx.read()`` takes one pooled
         connection and one transaction, not one each (on PostgreSQL every
         checkout is a ping, a BEGIN and a COMMIT: round trips that, in ``tidings
-        serve``, each wait for the GIL the sending worker holds)."""
+        serve``, each wait for the GIL the sending worker holds).
+
+        On PostgreSQL the read runs without BEGIN and COMMIT (autocommit): at its
+        default isolation, READ COMMITTED, each statement of a transaction sees
+        the database as it stands when that statement starts, so a transaction
+        around reads gives them nothing but two more round trips."""
         outer = getattr(self._reading, "conn", None)
         if outer is not None:
             yield outer
             return
         with self.engine.connect() as conn:
-            conn = conn.execution_options(read_only=True)
+            conn = conn.execution_options(read_only=True, **self._read_options)
             with conn.begin():
                 self._reading.conn = conn
                 try:
                     yield conn
                 finally:
                     self._reading.conn = None
+
+    @cached_property
+    def _read_options(self) -> dict[str, str]:
+        return {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {}
 
     def now(self) -> datetime:
         return self.clock()
@@ -83,6 +92,13 @@ class Context:
             return self.settings.secret_key.encode()
         with self.tx() as conn:
             return meta.put_meta_once(conn, "secret_key", secrets.token_hex(32)).encode()
+
+    @property
+    def known_secret(self) -> bytes | None:
+        """:attr:`secret` if it was read already, else None; reads no database, so
+        the event loop may ask it."""
+        known: bytes | None = self.__dict__.get("secret")
+        return known
 
     @cached_property
     def store(self) -> SqlStore:

@@ -112,15 +112,21 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     set_session(request, session_of(request).with_flash(kind, message))
 
 
-def signed_in(request: Request) -> Actor:
+def _signed_in(request: Request) -> Actor:
     actor = session_of(request).actor
     if actor is None:
         raise SignInRequired()
     return actor
 
 
-def admin(request: Request) -> Actor:
-    actor = signed_in(request)
+# Coroutines, so FastAPI runs them on the event loop, not each in a thread of its
+# own (the session was resolved before the route, by ``WebRoute``).
+async def signed_in(request: Request) -> Actor:
+    return _signed_in(request)
+
+
+async def admin(request: Request) -> Actor:
+    actor = _signed_in(request)
     if not actor.is_admin:
         raise Forbidden("Only an admin may see this page.")
     return actor
@@ -278,7 +284,11 @@ def route_class(ctx: Context) -> type[APIRoute]:
             ints = _int_params(self)
 
             async def handle(request: Request) -> Response:
-                secret: bytes = await run_in_threadpool(lambda: ctx.secret)
+                # Read once, then kept (a hand-over to a thread for it would cost two
+                # waits for the GIL on every page while a worker sends).
+                secret = ctx.known_secret
+                if secret is None:
+                    secret = await run_in_threadpool(lambda: ctx.secret)
                 cookie = sessions.cookie_name(secret)
                 loaded, start = await _load_session(ctx, request, secret)
                 set_session(request, start)
