@@ -191,9 +191,11 @@ def create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         return to_json(conn, _load(conn, mailing_id), now=ctx.now())
 
 
-def get(ctx: Context, mailing_id: int) -> dict[str, Any]:
+def get(ctx: Context, mailing_id: int, *, with_steps: bool = True) -> dict[str, Any]:
+    """The mailing as :func:`to_json` shows it; ``with_steps=False`` leaves out
+    its chain's steps (one read fewer, for the status line a page polls)."""
     with ctx.read() as conn:
-        return to_json(conn, _load(conn, mailing_id), now=ctx.now())
+        return to_json(conn, _load(conn, mailing_id), with_steps=with_steps, now=ctx.now())
 
 
 def list_(ctx: Context, *, limit: int = 50, offset: int = 0,

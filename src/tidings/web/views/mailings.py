@@ -234,7 +234,7 @@ def add_routes(r: APIRouter, ctx: Context) -> None:
     @r.get("/mailings/{mailing_id}/status")
     def status_line(request: Request, actor: Who, mailing_id: int, was: str = "") -> Response:
         """The live part of the page; a changed status reloads the whole page (new buttons)."""
-        current = mailings.get(ctx, mailing_id)
+        current = mailings.get(ctx, mailing_id, with_steps=False)
         if was and current["status"] != was:
             return Response(status_code=204, headers={"HX-Refresh": "true"})
         return render(request, "_mailing_status.html", fragment=True, mailing=current)
