@@ -1,6 +1,6 @@
 """What keeps the API and the UI answering while a big mailing sends (``bench/load.py``
 measures it): the mailing page reads in one transaction, a read inside a read
-joins it, and ``tidings serve``'s sending worker shortens the GIL switch interval
+joins it, a PostgreSQL read needs no BEGIN and COMMIT, and ``tidings serve``'s sending worker shortens the GIL switch interval
 for the life of the app, on both databases."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tidings.api.app import create_app
 from tidings.services import users
 from tidings.services.context import Context
 from tidings.services.sending import WORKER_SWITCH_INTERVAL
+from tidings.store import meta
 
 PASSWORD = "long enough password"
 
@@ -57,6 +58,26 @@ def test_a_read_inside_a_read_is_that_read_and_ends_with_it(make_ctx) -> None:
         assert conn.in_transaction()
     with ctx.read() as fresh:
         assert fresh is not conn
+
+
+def test_a_read_on_postgresql_runs_in_autocommit_and_gives_its_connection_back_transactional(
+        make_ctx) -> None:
+    ctx = make_ctx()
+    with ctx.read() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        if ctx.engine.dialect.name == "postgresql":
+            assert dbapi is not None and dbapi.autocommit is True  # no BEGIN, no COMMIT
+    # The same pooled connection, taken for a write that fails: nothing of it stays.
+    try:
+        with ctx.tx() as conn:
+            assert conn.connection.dbapi_connection is dbapi
+            meta.put_meta_once(conn, "read-path-probe", "written")
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    with ctx.read() as conn:
+        assert meta.get_meta(conn, "read-path-probe") is None
 
 
 def test_the_mailing_page_is_read_through_one_connection(make_ctx, api_for) -> None:
