@@ -1,7 +1,8 @@
 """What keeps the API and the UI answering while a big mailing sends (``bench/load.py``
 measures it): the mailing page reads in one transaction, a read inside a read
-joins it, a PostgreSQL read needs no BEGIN and COMMIT, and ``tidings serve``'s sending worker shortens the GIL switch interval
-for the life of the app, on both databases."""
+joins it, a PostgreSQL read needs no BEGIN and COMMIT, and ``tidings serve``'s
+sending worker shortens the GIL switch interval for the life of the app, on
+both databases."""
 
 from __future__ import annotations
 
